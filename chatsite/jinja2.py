@@ -1,0 +1,45 @@
+"""The Jinja2 environment for the site's own pages and fragments."""
+
+from typing import Any
+
+from django.conf import settings
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils import translation
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+from jinja2 import Environment
+
+from conversations.rendering import render_markdown
+
+
+def url(name: str, *args: Any, **kwargs: Any) -> str:
+    return reverse(name, args=args or None, kwargs=kwargs or None)
+
+
+def signup_enabled() -> bool:
+    return bool(settings.CHATSITE_SIGNUP_ENABLED)
+
+
+def max_chars() -> int:
+    return int(settings.CHAT_MAX_MESSAGE_CHARS)
+
+
+def environment(**options: Any) -> Environment:
+    env = Environment(extensions=["jinja2.ext.i18n"], **options)
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        translation.gettext, translation.ngettext, newstyle=True
+    )
+    env.globals.update(
+        {
+            "static": static,
+            "url": url,
+            "get_language": translation.get_language,
+            "signup_enabled": signup_enabled,
+            "max_chars": max_chars,
+        }
+    )
+    env.filters["markdown"] = render_markdown
+    env.filters["localtime"] = localtime
+    env.filters["date"] = date_format
+    return env

@@ -1,0 +1,149 @@
+"""The chat socket: protocol glue between htmx's ws extension and the services.
+
+`receive()` never waits for a reply: message_send() starts the generation job and
+returns, and a separate watch task follows the reply's log and sends fragments.
+Closing the socket cancels only the watch task; the reply goes on being written.
+"""
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation.trans_real import parse_accept_lang_header
+
+from conversations import replylog, services
+from conversations.models import Conversation, Message
+from conversations.selectors import conversation_get, message_streaming
+from roles.selectors import role_list_active
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+def language_from_scope(scope: dict[str, Any]) -> str:
+    """The page's language for a socket: the language cookie, else Accept-Language."""
+    cookie = scope.get("cookies", {}).get(settings.LANGUAGE_COOKIE_NAME)
+    candidates = [cookie] if cookie else []
+    headers = dict(scope.get("headers", []))
+    accept = headers.get(b"accept-language", b"").decode("latin-1")
+    candidates += [lang for lang, _q in parse_accept_lang_header(accept)]
+    for candidate in candidates:
+        try:
+            return translation.get_supported_language_variant(candidate)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    watch_task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        self.user = self.scope["user"]
+        self.language = language_from_scope(self.scope)
+        if not self.user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        conversation_id = self.scope["url_route"]["kwargs"].get("conversation_id")
+        streaming: Message | None = None
+        if conversation_id is not None:
+            try:
+                conversation = await database_sync_to_async(conversation_get)(
+                    owner=self.user, conversation_id=conversation_id
+                )
+            except Conversation.DoesNotExist:
+                await self.close(code=CLOSE_NOT_FOUND)
+                return
+            streaming = await database_sync_to_async(message_streaming)(conversation=conversation)
+        await self.accept()
+        if streaming is not None:
+            await self.reattach(streaming)
+
+    async def disconnect(self, code: int) -> None:
+        if self.watch_task is not None:
+            self.watch_task.cancel()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            data = json.loads(text_data or "")
+            if not isinstance(data, dict):
+                raise ValueError
+        except ValueError:
+            await self.send_error(_("That message could not be read. Please try again."))
+            return
+        action = data.get("action", "send")
+        try:
+            if action == "send":
+                await self.send_message(data)
+            elif action == "stop":
+                await services.reply_stop(owner=self.user, conversation_id=data.get("conversation"))
+            else:
+                await self.send_error(_("Unknown action."))
+        except services.ChatError as exc:
+            await self.send_error(exc.message)
+        except Conversation.DoesNotExist:
+            await self.send_error(_("This conversation does not exist."))
+
+    async def send_message(self, data: dict[str, Any]) -> None:
+        content = services.message_clean(data.get("message"))
+        conversation_id = data.get("conversation") or None
+        created = False
+        if conversation_id is None:
+            conversation = await database_sync_to_async(services.conversation_create)(
+                owner=self.user, role_slug=data.get("role") or None
+            )
+            conversation_id = conversation.pk
+            created = True
+        exchange = await services.message_send(
+            owner=self.user, conversation_id=conversation_id, content=content
+        )
+        await self.send_fragment(
+            "chat/frames/sent.html",
+            {"exchange": exchange, "created": created, "roles": await self.roles()},
+        )
+        self.watch(exchange.reply, after=replylog.START)
+
+    async def reattach(self, reply: Message) -> None:
+        """Show the text written so far, then follow the rest: no gap, no duplicate."""
+        snapshot = await database_sync_to_async(replylog.snapshot)(reply_id=reply.pk)
+        await self.send_fragment("chat/frames/reattach.html", {"reply": reply, "text": snapshot.text})
+        self.watch(reply, after=snapshot.last_id)
+
+    def watch(self, reply: Message, *, after: str) -> None:
+        if self.watch_task is not None:
+            self.watch_task.cancel()
+        self.watch_task = asyncio.get_running_loop().create_task(self.follow(reply, after))
+
+    async def follow(self, reply: Message, after: str) -> None:
+        try:
+            async for event in replylog.follow(reply_id=reply.pk, after=after):
+                if event.kind == "delta":
+                    await self.send_fragment("chat/frames/delta.html", {"reply": reply, "text": event.text})
+            finished = await Message.objects.select_related("conversation").aget(pk=reply.pk)
+            await self.send_fragment(
+                "chat/frames/finished.html", {"reply": finished, "conversation": finished.conversation}
+            )
+        except Message.DoesNotExist:
+            pass  # the conversation was deleted while its reply was being written
+        except Exception:
+            logger.exception("Watching reply %s failed", reply.pk)
+            await self.send_error(_("Lost track of the reply. Reload the page to see it."))
+
+    async def send_error(self, text: str) -> None:
+        await self.send_fragment("chat/frames/error.html", {"text": text})
+
+    async def send_fragment(self, template: str, context: dict[str, Any]) -> None:
+        with translation.override(self.language):
+            await self.send(text_data=render_to_string(template, context))
+
+    async def roles(self) -> list[Any]:
+        return await database_sync_to_async(role_list_active)()

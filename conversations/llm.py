@@ -1,0 +1,169 @@
+"""The one way Chatsite reaches a model: the `openai` SDK's AsyncOpenAI, streaming.
+
+Nothing else in the project imports `openai`. Provider failures become
+`ProviderError`s whose `user_message` is safe to show in the conversation.
+"""
+
+import asyncio
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import cast
+
+import openai
+from django.conf import settings
+from django.utils.translation import gettext as _
+from openai.types.chat import ChatCompletionMessageParam
+
+logger = logging.getLogger(__name__)
+
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+    def as_param(self) -> ChatCompletionMessageParam:
+        return cast(ChatCompletionMessageParam, self.as_dict())
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Provider:
+    base_url: str
+    api_key: str
+    model: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} at {self.base_url}"
+
+
+class ProviderError(Exception):
+    """A reply could not be (fully) produced. `user_message` is shown to the user."""
+
+    def __init__(self, user_message: str, *, interrupted: bool = False) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+        # True when the connection broke after text arrived: the partial reply is kept
+        # as `interrupted` rather than `error`.
+        self.interrupted = interrupted
+
+
+class ProviderNotConfigured(ProviderError):
+    pass
+
+
+def provider_get() -> Provider | None:
+    """The configured provider, or None when neither a key nor a base URL is set."""
+    base_url = settings.OPENAI_BASE_URL
+    api_key = settings.OPENAI_API_KEY
+    if not base_url and not api_key:
+        return None
+    # Local servers (Ollama, vLLM, llama.cpp) need no key, but the SDK insists on one.
+    return Provider(
+        base_url=base_url or OPENAI_DEFAULT_BASE_URL,
+        api_key=api_key or "not-needed",
+        model=settings.OPENAI_MODEL,
+    )
+
+
+# One client per event loop: in the server that is one per process. The SDK's
+# connection pool is bound to the loop that opened it, so a second loop (a
+# management command's asyncio.run, a test) gets its own client.
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Provider, openai.AsyncOpenAI]]"
+_clients = weakref.WeakKeyDictionary()
+
+
+def _client_for(provider: Provider) -> openai.AsyncOpenAI:
+    loop = asyncio.get_running_loop()
+    cached = _clients.get(loop)
+    if cached is not None and cached[0] == provider:
+        return cached[1]
+    client = openai.AsyncOpenAI(
+        api_key=provider.api_key,
+        base_url=provider.base_url,
+        max_retries=settings.OPENAI_MAX_RETRIES,
+        timeout=openai.Timeout(
+            settings.OPENAI_READ_TIMEOUT,
+            connect=settings.OPENAI_CONNECT_TIMEOUT,
+        ),
+    )
+    _clients[loop] = (provider, client)
+    return client
+
+
+def _error_message(exc: Exception) -> str:
+    if isinstance(exc, openai.APITimeoutError):
+        return _("The model took too long to answer. Please try again.")
+    if isinstance(exc, openai.APIConnectionError):
+        return _("Could not reach the model provider. Please try again in a moment.")
+    if isinstance(exc, openai.RateLimitError):
+        return _("The model provider is busy (rate limited). Please wait a moment and try again.")
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return _("The model provider refused the API key. An administrator must check it.")
+    if isinstance(exc, openai.NotFoundError):
+        return _("The model provider does not know this model. An administrator must check it.")
+    if isinstance(exc, openai.APIStatusError):
+        return _("The model provider returned an error (HTTP %(status)s). Please try again.") % {
+            "status": exc.status_code
+        }
+    return _("The model provider failed unexpectedly. Please try again.")
+
+
+async def chat_stream(
+    *, messages: list[ChatMessage], model: str = "", temperature: float | None = None
+) -> AsyncIterator[str | Usage]:
+    """Yield the reply's text deltas as they arrive, then its Usage if the provider reports it.
+
+    Raises ProviderError. Cancelling the iteration closes the upstream HTTP response.
+    """
+    provider = provider_get()
+    if provider is None:
+        raise ProviderNotConfigured(
+            _(
+                "No model provider is configured. Set OPENAI_API_KEY and/or "
+                "OPENAI_BASE_URL (and OPENAI_MODEL) in .env, then restart Chatsite."
+            )
+        )
+    client = _client_for(provider)
+    received_text = False
+    try:
+        stream = await client.chat.completions.create(
+            model=model or provider.model,
+            messages=[message.as_param() for message in messages],
+            stream=True,
+            stream_options={"include_usage": True},
+            temperature=openai.omit if temperature is None else temperature,
+        )
+        async with stream:
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    yield Usage(
+                        prompt_tokens=chunk.usage.prompt_tokens,
+                        completion_tokens=chunk.usage.completion_tokens,
+                    )
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        received_text = True
+                        yield choice.delta.content
+    except openai.OpenAIError as exc:
+        logger.warning("Upstream model call failed: %r", exc)
+        raise ProviderError(_error_message(exc), interrupted=received_text) from exc
+    except Exception as exc:  # the transport raises its own errors when a stream breaks
+        logger.warning("Upstream stream broke: %r", exc)
+        raise ProviderError(
+            _("The connection to the model broke off. The reply is incomplete."),
+            interrupted=received_text,
+        ) from exc

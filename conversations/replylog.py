@@ -1,0 +1,154 @@
+"""A reply's live event log, kept in Redis so any process can follow or resume it.
+
+Each reply being written has a Redis Stream of events: `delta` (coalesced text) and
+one final `end`. Watchers (a browser socket, an SSE client, the terminal) read it
+from the last id they saw, so a reload or a second tab continues without a gap or
+a duplicate. The channel layer is not used for tokens: it drops messages silently
+when a consumer falls behind; a Stream read from an id loses nothing.
+"""
+
+import asyncio
+import json
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import redis.asyncio as aioredis
+from django.conf import settings
+from django_redis import get_redis_connection
+
+START = "0"
+READ_BLOCK_MS = 2000
+
+
+def _log_key(reply_id: int) -> str:
+    return f"chatsite:reply:{reply_id}:log"
+
+
+def _stop_key(reply_id: int) -> str:
+    return f"chatsite:reply:{reply_id}:stop"
+
+
+def _active_key(conversation_id: object) -> str:
+    return f"chatsite:conversation:{conversation_id}:active"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    kind: Literal["delta", "end"]
+    text: str = ""
+    status: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The text written so far, and the id to resume watching after."""
+
+    text: str
+    last_id: str
+    ended: bool
+
+
+def _decode(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Event:
+    event_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    kind = fields[b"kind"].decode()
+    if kind == "delta":
+        return Event(id=event_id, kind="delta", text=fields[b"text"].decode())
+    end = json.loads(fields[b"data"])
+    return Event(id=event_id, kind="end", status=end["status"], error=end.get("error", ""))
+
+
+# One async client per event loop (its connections belong to that loop).
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]"
+_clients = weakref.WeakKeyDictionary()
+
+
+def client() -> aioredis.Redis:
+    loop = asyncio.get_running_loop()
+    existing = _clients.get(loop)
+    if existing is None:
+        existing = aioredis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_connect_timeout=2,
+            # Longer than a blocking XREAD, so a quiet stream is not a timeout.
+            socket_timeout=READ_BLOCK_MS / 1000 + 5,
+            health_check_interval=15,
+        )
+        _clients[loop] = existing
+    return existing
+
+
+async def append_delta(*, reply_id: int, text: str) -> str:
+    entry_id = await client().xadd(_log_key(reply_id), {"kind": "delta", "text": text})
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+async def append_end(*, reply_id: int, status: str, error: str = "") -> None:
+    key = _log_key(reply_id)
+    async with client().pipeline(transaction=True) as pipe:
+        pipe.xadd(key, {"kind": "end", "data": json.dumps({"status": status, "error": error})})
+        # Late watchers (a reload just after the end) still find the log for a while.
+        pipe.expire(key, settings.CHAT_STREAM_TTL)
+        pipe.delete(_stop_key(reply_id))
+        await pipe.execute()
+
+
+async def follow(*, reply_id: int, after: str = START) -> AsyncIterator[Event]:
+    """Yield the reply's events after `after`, waiting for new ones, until its end event."""
+    key = _log_key(reply_id)
+    last = after
+    while True:
+        response = cast(Any, await client().xread({key: last}, block=READ_BLOCK_MS, count=100))
+        for _stream, entries in response or []:
+            for entry_id, fields in entries:
+                event = _decode(entry_id, fields)
+                last = event.id
+                yield event
+                if event.kind == "end":
+                    return
+
+
+def snapshot(*, reply_id: int) -> Snapshot:
+    """Read the whole log synchronously (page rendering runs in a worker thread)."""
+    entries = get_redis_connection("default").xrange(_log_key(reply_id))
+    text: list[str] = []
+    last_id = START
+    ended = False
+    for entry_id, fields in entries:
+        event = _decode(entry_id, fields)
+        last_id = event.id
+        if event.kind == "delta":
+            text.append(event.text)
+        else:
+            ended = True
+    return Snapshot(text="".join(text), last_id=last_id, ended=ended)
+
+
+async def stop_request(*, reply_id: int) -> None:
+    await client().set(_stop_key(reply_id), "1", ex=settings.CHAT_STREAM_TTL)
+
+
+async def stop_requested(*, reply_id: int) -> bool:
+    return bool(await client().exists(_stop_key(reply_id)))
+
+
+async def active_acquire(*, conversation_id: object, holder: str, ttl: int) -> bool:
+    """Claim the conversation's one reply slot; False when a reply is already running."""
+    return bool(await client().set(_active_key(conversation_id), holder, nx=True, ex=ttl))
+
+
+async def active_refresh(*, conversation_id: object, ttl: int) -> None:
+    await client().expire(_active_key(conversation_id), ttl)
+
+
+_RELEASE_IF_HELD = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+async def active_release(*, conversation_id: object, holder: str) -> None:
+    await cast(Any, client().eval(_RELEASE_IF_HELD, 1, _active_key(conversation_id), holder))

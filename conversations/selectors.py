@@ -1,0 +1,84 @@
+"""Reads of conversations and messages. Every read is scoped to its owner."""
+
+import uuid
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from conversations.llm import ChatMessage
+from conversations.models import Conversation, Message
+
+SIDEBAR_LIMIT = 200
+
+
+def _parse_id(conversation_id: object) -> uuid.UUID:
+    try:
+        return conversation_id if isinstance(conversation_id, uuid.UUID) else uuid.UUID(str(conversation_id))
+    except ValueError:
+        raise Conversation.DoesNotExist("Not a conversation id.") from None
+
+
+def conversation_list(
+    *, owner: AbstractBaseUser | AnonymousUser, limit: int = SIDEBAR_LIMIT
+) -> QuerySet[Conversation]:
+    return (
+        Conversation.objects.filter(owner_id=owner.pk)
+        .select_related("role")
+        .only("id", "title", "updated_at", "created_at", "role__name", "role__slug")
+        .order_by("-updated_at")[:limit]
+    )
+
+
+def conversation_get(*, owner: AbstractBaseUser | AnonymousUser, conversation_id: object) -> Conversation:
+    """The owner's conversation. Raises Conversation.DoesNotExist for anyone else's (callers 404)."""
+    return Conversation.objects.select_related("role").get(pk=_parse_id(conversation_id), owner_id=owner.pk)
+
+
+def message_list(*, conversation: Conversation) -> list[Message]:
+    return list(conversation.messages.order_by("id"))
+
+
+def message_streaming(*, conversation: Conversation) -> Message | None:
+    """The reply being written in this conversation, if any."""
+    return (
+        conversation.messages.filter(author=Message.Author.ASSISTANT, status=Message.Status.STREAMING)
+        .order_by("-id")
+        .first()
+    )
+
+
+def _counts_as_context(message: Message) -> bool:
+    if message.author == Message.Author.USER:
+        return True
+    if message.status == Message.Status.STREAMING:
+        return False
+    # Stopped, interrupted or failed replies count as what the user saw, if any text.
+    return bool(message.content)
+
+
+def context_history(
+    *, conversation: Conversation, before_id: int | None = None, rounds: int | None = None
+) -> list[ChatMessage]:
+    """The system prompt and the most recent `rounds` rounds before message `before_id`.
+
+    A round starts at a user message and holds the replies to it.
+    """
+    rounds = settings.CHAT_CONTEXT_ROUNDS if rounds is None else rounds
+    history = conversation.messages.order_by("id")
+    if before_id is not None:
+        history = history.filter(id__lt=before_id)
+    round_starts = list(
+        history.filter(author=Message.Author.USER).order_by("-id").values_list("id", flat=True)[:rounds]
+    )
+    recent: Sequence[Message] = (
+        list(history.filter(id__gte=round_starts[-1])) if rounds > 0 and round_starts else []
+    )
+    messages = [ChatMessage(role="system", content=conversation.system_prompt)]
+    messages.extend(
+        ChatMessage(role=message.author, content=message.content)
+        for message in recent
+        if _counts_as_context(message)
+    )
+    return messages

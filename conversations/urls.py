@@ -1,0 +1,12 @@
+from django.urls import path
+
+from conversations import views
+
+app_name = "chat"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation"),
+    path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="rename"),
+    path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="delete"),
+]

@@ -1,0 +1,101 @@
+"""The chat pages and their htmx fragments. Thin: each view calls a selector or service."""
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.models import User
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
+
+from conversations import replylog, services
+from conversations.models import Conversation
+from conversations.selectors import conversation_get, conversation_list, message_list, message_streaming
+from roles.selectors import role_list_active
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+    messages = message_list(conversation=conversation) if conversation else []
+    streaming = message_streaming(conversation=conversation) if conversation else None
+    # A reply still being written shows its text so far; the socket continues it.
+    streaming_text = replylog.snapshot(reply_id=streaming.pk).text if streaming else ""
+    return render(
+        request,
+        "chat/page.html",
+        {
+            "conversation": conversation,
+            "conversations": conversation_list(owner=request.user),
+            "messages": messages,
+            "streaming": streaming,
+            "streaming_text": streaming_text,
+            "roles": role_list_active(),
+        },
+    )
+
+
+def _get_owned(request: HttpRequest, conversation_id: object) -> Conversation:
+    try:
+        return conversation_get(owner=request.user, conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation.") from None
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return _chat_page(request, None)
+
+
+@require_GET
+def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    return _chat_page(request, _get_owned(request, conversation_id))
+
+
+@require_POST
+def conversation_rename(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
+    try:
+        conversation = services.conversation_rename(
+            owner=request.user, conversation_id=conversation_id, title=request.POST.get("title", "")
+        )
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation.") from None
+    except services.ChatError as exc:
+        return HttpResponse(exc.message, status=400, content_type="text/plain; charset=utf-8")
+    if not request.htmx:
+        return redirect("chat:conversation", conversation_id=conversation.pk)
+    active = request.POST.get("active") == str(conversation.pk)
+    return render(request, "chat/frames/sidebar_item.html", {"c": conversation, "active": active})
+
+
+@require_http_methods(["POST", "DELETE"])
+def conversation_delete(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
+    try:
+        services.conversation_delete(owner=request.user, conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation.") from None
+    if not request.htmx:
+        return redirect("chat:home")
+    if request.headers.get("X-Chat-Current") == str(conversation_id):
+        return HttpResponseClientRedirect("/")
+    return HttpResponse("")  # the sidebar item swaps itself out
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if not settings.CHATSITE_SIGNUP_ENABLED:
+        raise Http404("Sign-up is turned off.")
+    if request.user.is_authenticated:
+        return redirect("chat:home")
+    form: UserCreationForm[User] = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("chat:home")
+    return render(request, "registration/signup.html", {"form": form})

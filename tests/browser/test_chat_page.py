@@ -1,0 +1,152 @@
+"""The chat page in headless Chromium against a real daphne process and the fake provider."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from conversations.models import Conversation, Message
+from tests.browser.conftest import open_page, screenshot, sign_in
+from tests.conftest import make_user
+from tests.fake_openai import Reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SLOW_REPLY = Reply(tokens=["**Photosynthesis**", " turns", " light", " into", " sugar."], delay=0.25)
+
+
+def test_chat_with_the_teacher_streams_and_survives_a_reload(live_app, fake_openai, browser, csp_violations):
+    make_user("alice")
+    fake_openai.queue_reply(SLOW_REPLY)
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+
+    page.click(".role-card[data-role=teacher]")
+    page.fill("#message-input", "What is photosynthesis?")
+    page.keyboard.press("Enter")
+
+    # The user's bubble appears at once, and the reply arrives token by token.
+    expect(page.locator(".msg-user")).to_have_text("What is photosynthesis?")
+    streaming = page.locator(".msg-assistant.status-streaming .stream-text")
+    expect(streaming).to_contain_text("turns")
+    partial = streaming.inner_text()
+    assert "sugar" not in partial
+    expect(page.locator("#message-input")).to_be_disabled()
+    # The final rendering replaces the streamed text with sanitised Markdown.
+    expect(page.locator(".msg-assistant.status-complete strong")).to_have_text("Photosynthesis")
+    expect(page.locator("#message-input")).to_be_enabled()
+    conversation = Conversation.objects.get()
+    assert re.search(rf"/c/{conversation.pk}/$", page.url)
+    assert conversation.role.slug == "teacher"
+    assert fake_openai.last_messages()[0]["content"] == conversation.system_prompt
+    screenshot(page, "desktop-chat")
+
+    page.reload()
+
+    expect(page.locator(".msg-user")).to_have_text("What is photosynthesis?")
+    expect(page.locator(".msg-assistant .markdown")).to_have_text("Photosynthesis turns light into sugar.")
+    expect(page.locator(f"#conv-{conversation.pk}")).to_contain_text("What is photosynthesis?")
+    assert csp_violations == []
+
+
+def test_a_second_turn_remembers_the_first(live_app, fake_openai, browser, csp_violations):
+    make_user("alice")
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+
+    for text in ["My name is Ada.", "What is my name?"]:
+        page.fill("#message-input", text)
+        page.keyboard.press("Enter")
+        expect(page.locator(".msg-assistant.status-complete").last).to_contain_text(f"Echo: {text}")
+
+    assert [m["content"] for m in fake_openai.last_messages()[1:]] == [
+        "My name is Ada.",
+        "Echo: My name is Ada.",
+        "What is my name?",
+    ]
+    assert csp_violations == []
+
+
+def test_shift_enter_is_a_new_line_and_ime_enter_does_not_send(
+    live_app, fake_openai, browser, csp_violations
+):
+    make_user("alice")
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+    box = page.locator("#message-input")
+
+    box.type("line one")
+    box.press("Shift+Enter")
+    box.type("line two")
+    box.dispatch_event("keydown", {"key": "Enter", "isComposing": True, "bubbles": True})
+
+    assert box.input_value() == "line one\nline two"
+    assert Message.objects.count() == 0
+    box.press("Enter")
+    expect(page.locator(".msg-user")).to_have_text("line one\nline two")
+
+
+def test_a_provider_error_is_shown_and_the_message_kept(live_app, fake_openai, browser, csp_violations):
+    make_user("alice")
+    for _ in range(2):  # the request and its one retry
+        fake_openai.queue_reply(Reply(tokens=[], status=503))
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+
+    page.fill("#message-input", "Are you there?")
+    page.keyboard.press("Enter")
+
+    expect(page.locator(".msg-assistant .msg-error")).to_contain_text("HTTP 503")
+    expect(page.locator(".msg-user")).to_have_text("Are you there?")
+    assert Message.objects.get(author="assistant").status == "error"
+    expect(page.locator("#message-input")).to_be_enabled()
+
+
+def test_conversations_are_reopened_renamed_and_deleted_from_the_sidebar(
+    live_app, fake_openai, browser, csp_violations
+):
+    make_user("alice")
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+    for text in ["First chat", "Second chat"]:
+        page.goto(live_app.url)
+        page.wait_for_selector("#connection-state[data-state=open]")
+        page.fill("#message-input", text)
+        page.keyboard.press("Enter")
+        expect(page.locator(".msg-assistant.status-complete")).to_contain_text(f"Echo: {text}")
+    first, second = Conversation.objects.order_by("created_at")
+
+    page.click(f"#conv-{first.pk} a")
+    expect(page.locator(".msg-user")).to_have_text("First chat")
+
+    page.click(f"#conv-{first.pk} summary")
+    page.fill(f"#conv-{first.pk} input[name=title]", "Renamed chat")
+    page.click(f"#conv-{first.pk} .rename button")
+    expect(page.locator(f"#conv-{first.pk} .conv-title")).to_have_text("Renamed chat")
+
+    page.click(f"#conv-{second.pk} summary")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(f"#conv-{second.pk} .danger")
+    expect(page.locator(f"#conv-{second.pk}")).to_have_count(0)
+    assert list(Conversation.objects.values_list("title", flat=True)) == ["Renamed chat"]
+    assert csp_violations == []
+
+
+def test_on_a_phone_the_sidebar_is_a_drawer(live_app, fake_openai, browser, csp_violations):
+    make_user("alice")
+    page = open_page(browser, csp_violations, width=375, height=740)
+    sign_in(page, live_app, "alice")
+    page.fill("#message-input", "Hello from a phone")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg-assistant.status-complete")).to_contain_text("Echo: Hello from a phone")
+    sidebar = page.locator(".sidebar")
+    closed = sidebar.bounding_box()
+    assert closed is not None and closed["x"] < 0  # off screen
+    screenshot(page, "phone-chat")
+
+    page.click(".menu-button")
+
+    expect(sidebar).to_have_css("transform", "none")  # slid fully open
+    expect(page.locator(".conv.active")).to_be_in_viewport()
+    screenshot(page, "phone-sidebar")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375

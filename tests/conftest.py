@@ -1,0 +1,152 @@
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.test import Client
+from django_redis import get_redis_connection
+
+from chatsite.embedded_redis import free_port
+from conversations import replylog
+from conversations.models import Message
+from roles.services import role_load_builtins
+from tests.fake_openai import FakeOpenAI
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ARTIFACTS = BASE_DIR / "test-artifacts"
+PASSWORD = "a-long-test-password-1"
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> Iterator[None]:
+    """Every test starts with an empty Redis (cache, reply logs, locks)."""
+    get_redis_connection("default").flushdb()
+    yield
+    get_redis_connection("default").flushdb()
+
+
+@pytest.fixture
+def fake_openai(settings) -> Iterator[FakeOpenAI]:
+    """A real OpenAI-compatible server on loopback, configured as the provider."""
+    with FakeOpenAI() as server:
+        settings.OPENAI_BASE_URL = server.base_url
+        settings.OPENAI_API_KEY = "test-key"
+        settings.OPENAI_MODEL = "fake-model"
+        settings.CHAT_STREAM_INTERVAL = 0.0
+        yield server
+
+
+@pytest.fixture
+def no_provider(settings) -> None:
+    settings.OPENAI_BASE_URL = ""
+    settings.OPENAI_API_KEY = ""
+
+
+@pytest.fixture
+def builtin_roles(db) -> None:
+    role_load_builtins()
+
+
+def make_user(username: str) -> User:
+    user: User = get_user_model().objects.create_user(username=username, password=PASSWORD)
+    return user
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return make_user("bob")
+
+
+def session_cookie_for(user: User) -> str:
+    client = Client()
+    client.force_login(user)
+    return (
+        f"{django_settings.SESSION_COOKIE_NAME}={client.cookies[django_settings.SESSION_COOKIE_NAME].value}"
+    )
+
+
+async def wait_for_reply(reply_id: int, within: float = 10.0) -> Message:
+    """Follow the reply's live log to its end (as a watcher would), then read the saved row."""
+
+    async def drain() -> None:
+        async for _event in replylog.follow(reply_id=reply_id):
+            pass
+
+    await asyncio.wait_for(drain(), within)
+    return await Message.objects.aget(pk=reply_id)
+
+
+aget_user = sync_to_async(make_user)
+
+
+# --- A real server process for browser tests ---------------------------------
+
+
+@dataclass
+class LiveApp:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"The server exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url + "accounts/login/", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("The server did not answer in time")
+
+
+@pytest.fixture
+def live_app(transactional_db, fake_openai: FakeOpenAI, builtin_roles) -> Iterator[LiveApp]:
+    """Daphne serving chatsite.asgi in its own process, on the test database and Redis."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+        "SQLITE_PATH": str(django_settings.DATABASES["default"]["NAME"]),
+        "OPENAI_BASE_URL": fake_openai.base_url,
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_MODEL": "fake-model",
+        "PYTHONUNBUFFERED": "1",
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = (ARTIFACTS / "daphne.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_http(url, process)
+        yield LiveApp(url=url, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

@@ -1,0 +1,180 @@
+import json
+import re
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from chatsite.asgi import application
+from conversations.models import Conversation, Message
+from conversations.services import conversation_create
+from tests.conftest import session_cookie_for, wait_for_reply
+from tests.fake_openai import Reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+acreate = sync_to_async(conversation_create)
+acookie = sync_to_async(session_cookie_for)
+
+
+async def connect(user, path="/ws/chat/", origin=b"http://localhost"):
+    headers = [(b"origin", origin)]
+    if user is not None:
+        headers.append((b"cookie", (await acookie(user)).encode()))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+async def frames_until(communicator, pattern, within=5.0):
+    """Receive frames until one matches `pattern`; return them all."""
+    frames = []
+    while True:
+        frame = await communicator.receive_from(timeout=within)
+        frames.append(frame)
+        if re.search(pattern, frame):
+            return frames
+
+
+async def test_a_message_streams_into_fragments_and_is_saved(alice, builtin_roles, fake_openai):
+    fake_openai.queue_reply(Reply(tokens=["Two", " plus", " two", " is", " four."], delay=0.02))
+    communicator, connected, _ = await connect(alice)
+    assert connected
+
+    await communicator.send_to(text_data=json.dumps({"action": "send", "role": "teacher", "message": "2+2?"}))
+    frames = await frames_until(communicator, r'class="msg msg-assistant status-complete"')
+    await communicator.disconnect()
+
+    sent, *deltas, final = frames
+    assert 'class="msg msg-user' in sent and "2+2?" in sent
+    assert 'class="msg msg-assistant status-streaming"' in sent
+    streamed = "".join(re.sub(r"<[^>]+>", "", d).strip("\n") for d in deltas if "beforeend:#msg-" in d)
+    assert streamed == "Two plus two is four."
+    assert "<p>Two plus two is four.</p>" in final
+    conversation = await Conversation.objects.select_related("role").aget(owner=alice)
+    assert conversation.role.slug == "teacher"
+    statuses = [(m.author, m.status) async for m in conversation.messages.order_by("id")]
+    assert statuses == [("user", "complete"), ("assistant", "complete")]
+
+
+async def test_a_new_conversation_is_announced_to_the_sidebar(alice, builtin_roles, fake_openai):
+    communicator, _, _ = await connect(alice)
+
+    await communicator.send_to(text_data=json.dumps({"action": "send", "message": "Hello"}))
+    sent = await communicator.receive_from(timeout=5)
+    await frames_until(communicator, r"msg-assistant status-complete")
+    await communicator.disconnect()
+
+    conversation = await Conversation.objects.aget(owner=alice)
+    assert f'hx-swap-oob="afterbegin:#conversation-list"><li id="conv-{conversation.pk}"' in sent
+    assert f'data-url="/c/{conversation.pk}/"' in sent
+
+
+async def test_an_unauthenticated_socket_is_refused(db):
+    _, connected, code = await connect(None)
+
+    assert not connected
+    assert code == 4401
+
+
+async def test_another_users_conversation_socket_is_refused(alice, bob, builtin_roles):
+    conversation = await acreate(owner=alice)
+
+    _, connected, code = await connect(bob, f"/ws/chat/{conversation.pk}/")
+
+    assert not connected
+    assert code == 4404
+
+
+async def test_a_socket_from_another_origin_is_refused(alice):
+    _, connected, _ = await connect(alice, origin=b"https://evil.example")
+
+    assert not connected
+
+
+async def test_malformed_json_gets_an_error_and_the_socket_stays_usable(alice, builtin_roles, fake_openai):
+    communicator, _, _ = await connect(alice)
+
+    await communicator.send_to(text_data="{not json")
+    error = await communicator.receive_from(timeout=5)
+    await communicator.send_to(text_data=json.dumps({"message": "still here"}))
+    frames = await frames_until(communicator, r"msg-assistant status-complete")
+    await communicator.disconnect()
+
+    assert 'id="composer-error"' in error and "could not be read" in error
+    assert "Echo: still here" in frames[-1]
+
+
+async def test_an_empty_message_gets_a_clear_error(alice, builtin_roles, fake_openai):
+    communicator, _, _ = await connect(alice)
+
+    await communicator.send_to(text_data=json.dumps({"message": "  "}))
+    error = await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+
+    assert "Type a message first." in error
+    assert await Conversation.objects.acount() == 0
+
+
+async def test_sending_into_another_users_conversation_is_refused(alice, bob, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    communicator, _, _ = await connect(bob)
+
+    await communicator.send_to(text_data=json.dumps({"message": "hi", "conversation": str(conversation.pk)}))
+    error = await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+
+    assert "does not exist" in error
+    assert await Message.objects.acount() == 0
+
+
+async def test_reconnecting_mid_reply_shows_the_text_so_far_then_the_rest(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=["First", " part", " second", " part"], delay=0.3))
+    first, _, _ = await connect(alice, f"/ws/chat/{conversation.pk}/")
+    await first.send_to(text_data=json.dumps({"message": "go", "conversation": str(conversation.pk)}))
+    await frames_until(first, r"First")
+    await first.disconnect()
+
+    second, connected, _ = await connect(alice, f"/ws/chat/{conversation.pk}/")
+    assert connected
+    frames = await frames_until(second, r"msg-assistant status-complete")
+    await second.disconnect()
+
+    reattach = frames[0]
+    assert 'hx-swap-oob="outerHTML"' in reattach and "First" in reattach
+    shown = re.sub(r"<[^>]+>", "", "".join(frames[:-1]))
+    assert shown.count("First") == 1  # no duplicate
+    reply = await Message.objects.aget(conversation=conversation, author="assistant")
+    assert reply.content == "First part second part"
+
+
+async def test_closing_the_socket_does_not_stop_the_reply(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=["a", "b", "c", "d"], delay=0.2))
+    communicator, _, _ = await connect(alice)
+    await communicator.send_to(text_data=json.dumps({"message": "go", "conversation": str(conversation.pk)}))
+    await communicator.receive_from(timeout=5)
+
+    await communicator.disconnect()
+
+    reply = await Message.objects.aget(conversation=conversation, author="assistant")
+    saved = await wait_for_reply(reply.pk)
+    assert saved.status == Message.Status.COMPLETE
+    assert saved.content == "abcd"
+
+
+async def test_the_stop_action_stops_the_reply(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=["never", " ends"], hang_after_tokens=1))
+    communicator, _, _ = await connect(alice)
+    await communicator.send_to(text_data=json.dumps({"message": "go", "conversation": str(conversation.pk)}))
+    await frames_until(communicator, r"never")
+
+    await communicator.send_to(text_data=json.dumps({"action": "stop", "conversation": str(conversation.pk)}))
+    frames = await frames_until(communicator, r"status-stopped")
+    await communicator.disconnect()
+
+    assert 'id="send-button"' in frames[-1]  # the composer is usable again
+    reply = await Message.objects.aget(conversation=conversation, author="assistant")
+    assert (reply.status, reply.content) == ("stopped", "never")

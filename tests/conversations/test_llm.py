@@ -1,0 +1,90 @@
+import asyncio
+
+import pytest
+
+from conversations import llm
+from conversations.llm import ChatMessage, ProviderError, ProviderNotConfigured, Usage
+from tests.fake_openai import Reply
+
+HELLO = [ChatMessage(role="user", content="hello")]
+
+
+async def collect(**kwargs):
+    return [item async for item in llm.chat_stream(messages=HELLO, **kwargs)]
+
+
+async def test_deltas_arrive_in_order_then_the_usage(fake_openai):
+    fake_openai.queue_reply(Reply(tokens=["Hel", "lo", "!"], usage=(5, 3)))
+
+    items = await collect()
+
+    assert items == ["Hel", "lo", "!", Usage(prompt_tokens=5, completion_tokens=3)]
+
+
+async def test_the_request_names_the_model_and_streams(fake_openai):
+    await collect(model="role-model", temperature=0.2)
+
+    body = fake_openai.requests[-1].body
+    assert (body["model"], body["stream"], body["temperature"]) == ("role-model", True, 0.2)
+
+
+async def test_the_configured_model_is_the_default(fake_openai):
+    await collect()
+
+    assert fake_openai.requests[-1].body["model"] == "fake-model"
+
+
+async def test_no_provider_is_a_clear_error(no_provider):
+    with pytest.raises(ProviderNotConfigured, match="OPENAI_API_KEY"):
+        await collect()
+
+
+async def test_a_rate_limit_tells_the_user_the_provider_is_busy(fake_openai):
+    for _ in range(2):
+        fake_openai.queue_reply(Reply(tokens=[], status=429, retry_after=0.1))
+
+    with pytest.raises(ProviderError, match="busy"):
+        await collect()
+
+
+async def test_a_silent_upstream_times_out(fake_openai, settings):
+    settings.OPENAI_READ_TIMEOUT = 0.5
+    settings.OPENAI_MAX_RETRIES = 0
+    fake_openai.queue_reply(Reply(tokens=["a"], hang_after_tokens=1))
+
+    with pytest.raises(ProviderError, match="too long") as failed:
+        await collect()
+
+    assert failed.value.interrupted is True  # text had arrived before the silence
+
+
+async def test_cancelling_the_stream_closes_the_upstream_connection(fake_openai):
+    fake_openai.queue_reply(Reply(tokens=["a", "b"], hang_after_tokens=1))
+
+    async def read_forever():
+        async for _item in llm.chat_stream(messages=HELLO):
+            pass
+
+    task = asyncio.create_task(read_forever())
+    await asyncio.to_thread(fake_openai.wait_for_open_streams, 1)
+    task.cancel()
+
+    await asyncio.to_thread(fake_openai.wait_for_open_streams, 0)
+    assert fake_openai.open_streams == 0
+
+
+async def test_one_client_is_reused_within_a_loop(fake_openai):
+    provider = llm.provider_get()
+    assert provider is not None
+
+    assert llm._client_for(provider) is llm._client_for(provider)
+
+
+def test_a_base_url_without_a_key_still_configures_a_provider(settings):
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:11434/v1"
+    settings.OPENAI_API_KEY = ""
+
+    provider = llm.provider_get()
+
+    assert provider is not None
+    assert provider.base_url == "http://127.0.0.1:11434/v1"

@@ -1,0 +1,153 @@
+import pytest
+from django.urls import reverse
+
+from conversations.models import Conversation, Message
+from conversations.services import conversation_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alice_client(client, alice, builtin_roles):
+    client.force_login(alice)
+    return client
+
+
+def test_the_chat_page_needs_a_signed_in_user(client):
+    response = client.get("/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_the_home_page_offers_the_active_roles(alice_client):
+    page = alice_client.get("/").content.decode()
+
+    for slug in ["assistant", "teacher", "programmer"]:
+        assert f'data-role="{slug}"' in page
+
+
+def test_the_page_never_shows_a_system_prompt_or_the_api_key(alice_client, alice, settings):
+    settings.OPENAI_API_KEY = "sk-secret-test-key"
+    conversation = conversation_create(owner=alice, role_slug="teacher")
+
+    page = alice_client.get(f"/c/{conversation.pk}/").content.decode()
+
+    assert conversation.system_prompt[:40] not in page
+    assert "sk-secret-test-key" not in page
+
+
+def test_a_conversation_page_shows_its_messages(alice_client, alice):
+    conversation = conversation_create(owner=alice, title="Maths")
+    Message.objects.create(conversation=conversation, author="user", content="What is 2+2?")
+    Message.objects.create(conversation=conversation, author="assistant", content="**Four.**")
+
+    page = alice_client.get(f"/c/{conversation.pk}/").content.decode()
+
+    assert "What is 2+2?" in page
+    assert "<strong>Four.</strong>" in page
+    assert f'ws-connect="/ws/chat/{conversation.pk}/"' in page
+
+
+def test_an_error_reply_shows_its_reason(alice_client, alice):
+    conversation = conversation_create(owner=alice)
+    Message.objects.create(conversation=conversation, author="user", content="Hi")
+    Message.objects.create(
+        conversation=conversation, author="assistant", status="error", error="The provider is down."
+    )
+
+    page = alice_client.get(f"/c/{conversation.pk}/").content.decode()
+
+    assert "The provider is down." in page
+
+
+def test_another_users_conversation_is_404(client, bob, alice, builtin_roles):
+    conversation = conversation_create(owner=alice, title="Private")
+    client.force_login(bob)
+
+    assert client.get(f"/c/{conversation.pk}/").status_code == 404
+    assert client.post(f"/c/{conversation.pk}/rename/", {"title": "x"}).status_code == 404
+    assert client.post(f"/c/{conversation.pk}/delete/").status_code == 404
+    assert Conversation.objects.get(pk=conversation.pk).title == "Private"
+
+
+def test_the_sidebar_lists_only_my_conversations(alice_client, alice, bob):
+    conversation_create(owner=alice, title="Mine")
+    conversation_create(owner=bob, title="Bob's secret")
+
+    page = alice_client.get("/").content.decode()
+
+    assert "Mine" in page
+    assert "Bob&#39;s secret" not in page and "Bob's secret" not in page
+
+
+def test_rename_returns_the_new_sidebar_item(alice_client, alice):
+    conversation = conversation_create(owner=alice, title="Old")
+
+    response = alice_client.post(
+        f"/c/{conversation.pk}/rename/", {"title": "New name"}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 200
+    assert f'id="conv-{conversation.pk}"' in response.content.decode()
+    assert "New name" in response.content.decode()
+
+
+def test_rename_to_an_empty_title_is_a_400(alice_client, alice):
+    conversation = conversation_create(owner=alice, title="Old")
+
+    response = alice_client.post(
+        f"/c/{conversation.pk}/rename/", {"title": " "}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 400
+
+
+def test_deleting_the_open_conversation_sends_the_browser_home(alice_client, alice):
+    conversation = conversation_create(owner=alice)
+
+    response = alice_client.post(
+        f"/c/{conversation.pk}/delete/",
+        headers={"HX-Request": "true", "X-Chat-Current": str(conversation.pk)},
+    )
+
+    assert response["HX-Redirect"] == "/"
+    assert not Conversation.objects.exists()
+
+
+def test_csrf_is_enforced_on_rename(alice, builtin_roles):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    conversation = conversation_create(owner=alice, title="Old")
+
+    response = client.post(f"/c/{conversation.pk}/rename/", {"title": "New"})
+
+    assert response.status_code == 403
+
+
+def test_signup_creates_an_account_and_signs_in(client, builtin_roles):
+    response = client.post(
+        reverse("signup"),
+        {"username": "carol", "password1": "a-long-test-password-1", "password2": "a-long-test-password-1"},
+    )
+
+    assert response.status_code == 302
+    assert client.get("/").status_code == 200
+
+
+def test_signup_can_be_turned_off(client, settings):
+    settings.CHATSITE_SIGNUP_ENABLED = False
+
+    assert client.get(reverse("signup")).status_code == 404
+    assert "Create an account" not in client.get(reverse("login")).content.decode()
+
+
+def test_pages_carry_a_strict_content_security_policy(alice_client):
+    policy = alice_client.get("/")["Content-Security-Policy"]
+
+    # No page has an inline script, so no nonce is ever issued: only same-origin files run.
+    assert "script-src 'self';" in policy
+    assert "style-src 'self';" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
