@@ -47,9 +47,14 @@ def language_from_scope(scope: dict[str, Any]) -> str:
 class ChatConsumer(AsyncWebsocketConsumer):
     watch_task: asyncio.Task[None] | None = None
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Everything a socket says is in its page's language. The watch task is
+        # created inside this block, so it inherits the language too.
+        with translation.override(language_from_scope(self.scope)):
+            await super().dispatch(message)
+
     async def connect(self) -> None:
         self.user = self.scope["user"]
-        self.language = language_from_scope(self.scope)
         if not self.user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -142,8 +147,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_fragment("chat/frames/error.html", {"text": text})
 
     async def send_fragment(self, template: str, context: dict[str, Any]) -> None:
-        with translation.override(self.language):
-            await self.send(text_data=render_to_string(template, context))
+        await self.send(text_data=render_to_string(template, context))
 
     async def roles(self) -> list[Any]:
         return await database_sync_to_async(role_list_active)()

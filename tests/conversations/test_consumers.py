@@ -178,3 +178,22 @@ async def test_the_stop_action_stops_the_reply(alice, builtin_roles, fake_openai
     assert 'id="send-button"' in frames[-1]  # the composer is usable again
     reply = await Message.objects.aget(conversation=conversation, author="assistant")
     assert (reply.status, reply.content) == ("stopped", "never")
+
+
+async def test_socket_errors_use_the_browsers_language(alice, builtin_roles):
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/chat/",
+        headers=[
+            (b"origin", b"http://localhost"),
+            (b"cookie", (await acookie(alice)).encode()),
+            (b"accept-language", b"zh-CN,zh;q=0.9"),
+        ],
+    )
+    await communicator.connect()
+
+    await communicator.send_to(text_data=json.dumps({"message": ""}))
+    error = await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+
+    assert "请先输入消息。" in error

@@ -151,3 +151,16 @@ def test_pages_carry_a_strict_content_security_policy(alice_client):
     assert "script-src 'self';" in policy
     assert "style-src 'self';" in policy
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+
+
+def test_the_page_speaks_chinese_to_a_chinese_browser(alice_client):
+    page = alice_client.get("/", headers={"Accept-Language": "zh-CN,zh;q=0.9"}).content.decode()
+
+    assert '<html lang="zh-hans">' in page
+    assert "新对话" in page and "今天有什么可以帮你？" in page
+
+
+def test_the_language_switch_remembers_the_choice(alice_client):
+    alice_client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
+
+    assert "退出登录" in alice_client.get("/").content.decode()

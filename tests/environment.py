@@ -1,12 +1,14 @@
-"""Starts the suite's own throwaway real Redis before Django reads its settings.
+"""Prepares the suite's environment before Django reads its settings: its own
+throwaway real Redis, and the folder of the file-backed test database.
 
-Loaded with `-p tests.redis_plugin` (pyproject addopts). A hook *wrapper* runs
+Loaded with `-p tests.environment` (pyproject addopts). A hook *wrapper* runs
 before every plugin's own hook, pytest-django's settings set-up included, so
 REDIS_URL is in the environment when chatsite.settings is imported.
 """
 
 import os
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
         os.environ["CHATSITE_TEST_REDIS_URL"] = _redis.url
     # The suite never touches a Redis the developer uses for something else.
     os.environ["REDIS_URL"] = os.environ["CHATSITE_TEST_REDIS_URL"]
+    (Path(__file__).resolve().parent.parent / "var").mkdir(exist_ok=True)
     return (yield)
 
 
