@@ -10,6 +10,7 @@ import json
 import logging
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -21,7 +22,6 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from conversations import replylog, services
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get, message_streaming
-from roles.selectors import role_list_active
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +111,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         exchange = await services.message_send(
             owner=self.user, conversation_id=conversation_id, content=content
         )
-        await self.send_fragment(
-            "chat/frames/sent.html",
-            {"exchange": exchange, "created": created, "roles": await self.roles()},
-        )
+        await self.send_fragment("chat/frames/sent.html", {"exchange": exchange, "created": created})
         self.watch(exchange.reply, after=replylog.START)
 
     async def reattach(self, reply: Message) -> None:
@@ -147,7 +144,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_fragment("chat/frames/error.html", {"text": text})
 
     async def send_fragment(self, template: str, context: dict[str, Any]) -> None:
-        await self.send(text_data=render_to_string(template, context))
-
-    async def roles(self) -> list[Any]:
-        return await database_sync_to_async(role_list_active)()
+        # Rendering may read the Markdown cache (sync Redis): keep it off the event loop.
+        html = await sync_to_async(render_to_string, thread_sensitive=False)(template, context)
+        await self.send(text_data=html)

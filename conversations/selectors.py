@@ -13,7 +13,8 @@ from conversations.models import Conversation, Message
 SIDEBAR_LIMIT = 200
 
 
-def _parse_id(conversation_id: object) -> uuid.UUID:
+def conversation_id_parse(conversation_id: object) -> uuid.UUID:
+    """A conversation id as a UUID; anything malformed is a conversation that does not exist."""
     try:
         return conversation_id if isinstance(conversation_id, uuid.UUID) else uuid.UUID(str(conversation_id))
     except ValueError:
@@ -33,7 +34,9 @@ def conversation_list(
 
 def conversation_get(*, owner: AbstractBaseUser | AnonymousUser, conversation_id: object) -> Conversation:
     """The owner's conversation. Raises Conversation.DoesNotExist for anyone else's (callers 404)."""
-    return Conversation.objects.select_related("role").get(pk=_parse_id(conversation_id), owner_id=owner.pk)
+    return Conversation.objects.select_related("role").get(
+        pk=conversation_id_parse(conversation_id), owner_id=owner.pk
+    )
 
 
 def message_list(*, conversation: Conversation) -> list[Message]:

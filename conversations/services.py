@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from conversations import generation, replylog
 from conversations.llm import ChatMessage, Usage
 from conversations.models import Conversation, Message
-from conversations.selectors import context_history, conversation_get
+from conversations.selectors import context_history, conversation_get, conversation_id_parse
 from roles.selectors import role_get_active, role_get_default
 
 User = AbstractBaseUser | AnonymousUser
@@ -137,13 +137,12 @@ async def message_send(*, owner: User, conversation_id: object, content: object)
     and Conversation.DoesNotExist for a conversation that is not the owner's.
     """
     text = message_clean(content)
-    # Check ownership before touching the conversation's reply slot.
-    conversation = await database_sync_to_async(conversation_get)(
-        owner=owner, conversation_id=conversation_id
-    )
+    key = conversation_id_parse(conversation_id)
     holder = uuid.uuid4().hex
+    # The slot is claimed before the ownership check (one database round trip, not
+    # two); a claim on a conversation that is not the owner's is released at once.
     acquired = await replylog.active_acquire(
-        conversation_id=conversation.pk, holder=holder, ttl=generation.lease_seconds()
+        conversation_id=key, holder=holder, ttl=generation.lease_seconds()
     )
     if not acquired:
         raise ChatError(
@@ -151,10 +150,10 @@ async def message_send(*, owner: User, conversation_id: object, content: object)
         )
     try:
         exchange, job = await database_sync_to_async(_exchange_create)(
-            owner=owner, conversation_id=conversation.pk, content=text, holder=holder
+            owner=owner, conversation_id=key, content=text, holder=holder
         )
     except BaseException:
-        await replylog.active_release(conversation_id=conversation.pk, holder=holder)
+        await replylog.active_release(conversation_id=key, holder=holder)
         raise
     generation.start(job)
     return exchange

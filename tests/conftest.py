@@ -14,6 +14,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import translation
 from django_redis import get_redis_connection
 
 from chatsite.embedded_redis import free_port
@@ -33,6 +34,12 @@ def _clean_redis() -> Iterator[None]:
     get_redis_connection("default").flushdb()
     yield
     get_redis_connection("default").flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> None:
+    """A request through LocaleMiddleware leaves its language active in the thread; start clean."""
+    translation.activate(django_settings.LANGUAGE_CODE)
 
 
 @pytest.fixture
