@@ -10,5 +10,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", chat_views.signup, name="signup"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("conversations.api_urls")),
     path("", include("conversations.urls")),
 ]

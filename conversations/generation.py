@@ -54,8 +54,11 @@ def start(job: ReplyJob) -> asyncio.Task[None]:
     return task
 
 
-def running_tasks() -> list[asyncio.Task[None]]:
-    return list(_running.values())
+async def wait(reply_id: int) -> None:
+    """Wait until the reply's job (if it runs in this process) has fully finished."""
+    task = _running.get(reply_id)
+    if task is not None:
+        await asyncio.shield(task)
 
 
 class _End:
@@ -91,8 +94,8 @@ async def run(job: ReplyJob) -> None:
         if pending:
             text = "".join(pending)
             pending.clear()
-            await replylog.append_delta(reply_id=job.reply_id, text=text)
             shown.append(text)
+            await replylog.append_delta(reply_id=job.reply_id, seq=len(shown), text=text)
         last_flush = loop.time()
 
     getter: asyncio.Future[str | llm.Usage | llm.ProviderError | _End] | None = None
@@ -170,6 +173,6 @@ async def _finish(job: ReplyJob, shown: list[str], status: str, error: str, usag
         )
     finally:
         # Watchers must learn the reply ended even if the database write failed.
-        await replylog.append_end(reply_id=job.reply_id, status=status, error=error)
+        await replylog.append_end(reply_id=job.reply_id, seq=len(shown) + 1, status=status, error=error)
         await replylog.active_release(conversation_id=job.conversation_id, holder=job.holder)
         await database_sync_to_async(close_old_connections)()

@@ -167,3 +167,58 @@ async def chat_stream(
             _("The connection to the model broke off. The reply is incomplete."),
             interrupted=received_text,
         ) from exc
+
+
+@dataclass(frozen=True)
+class CheckStep:
+    name: str
+    ok: bool
+    detail: str
+    milliseconds: float
+
+
+async def provider_check() -> list[CheckStep]:
+    """Check the configured provider step by step; stops at the first step that fails."""
+    provider = provider_get()
+    if provider is None:
+        return [CheckStep("configuration", False, "no OPENAI_API_KEY or OPENAI_BASE_URL set", 0.0)]
+    steps = [CheckStep("configuration", True, provider.label, 0.0)]
+    client = _client_for(provider)
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    try:
+        models = [model.id async for model in client.models.list()]
+    except openai.OpenAIError as exc:
+        steps.append(CheckStep("reach the base URL", False, _error_message(exc), _ms(loop, started)))
+        return steps
+    steps.append(CheckStep("reach the base URL", True, f"{len(models)} models listed", _ms(loop, started)))
+    listed = provider.model in models
+    steps.append(
+        CheckStep(
+            "model listed",
+            listed,
+            provider.model if listed else f"{provider.model} is not among: {', '.join(models[:10])}",
+            0.0,
+        )
+    )
+    if not listed:
+        return steps
+
+    started = loop.time()
+    try:
+        completion = await client.chat.completions.create(
+            model=provider.model,
+            messages=[ChatMessage(role="user", content="Say OK.").as_param()],
+            max_tokens=1,
+        )
+    except openai.OpenAIError as exc:
+        steps.append(CheckStep("1-token completion", False, _error_message(exc), _ms(loop, started)))
+        return steps
+    text = completion.choices[0].message.content if completion.choices else None
+    steps.append(CheckStep("1-token completion", True, repr(text or ""), _ms(loop, started)))
+    return steps
+
+
+def _ms(loop: asyncio.AbstractEventLoop, started: float) -> float:
+    return (loop.time() - started) * 1000

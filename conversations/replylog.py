@@ -37,6 +37,8 @@ def _active_key(conversation_id: object) -> str:
 @dataclass(frozen=True)
 class Event:
     id: str
+    # 1, 2, 3... per reply: what SSE clients see as event ids.
+    seq: int
     kind: Literal["delta", "end"]
     text: str = ""
     status: str = ""
@@ -55,10 +57,11 @@ class Snapshot:
 def _decode(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Event:
     event_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     kind = fields[b"kind"].decode()
+    seq = int(fields[b"seq"])
     if kind == "delta":
-        return Event(id=event_id, kind="delta", text=fields[b"text"].decode())
+        return Event(id=event_id, seq=seq, kind="delta", text=fields[b"text"].decode())
     end = json.loads(fields[b"data"])
-    return Event(id=event_id, kind="end", status=end["status"], error=end.get("error", ""))
+    return Event(id=event_id, seq=seq, kind="end", status=end["status"], error=end.get("error", ""))
 
 
 # One async client per event loop (its connections belong to that loop).
@@ -81,15 +84,14 @@ def client() -> aioredis.Redis:
     return existing
 
 
-async def append_delta(*, reply_id: int, text: str) -> str:
-    entry_id = await client().xadd(_log_key(reply_id), {"kind": "delta", "text": text})
-    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+async def append_delta(*, reply_id: int, seq: int, text: str) -> None:
+    await client().xadd(_log_key(reply_id), {"kind": "delta", "seq": seq, "text": text})
 
 
-async def append_end(*, reply_id: int, status: str, error: str = "") -> None:
+async def append_end(*, reply_id: int, seq: int, status: str, error: str = "") -> None:
     key = _log_key(reply_id)
     async with client().pipeline(transaction=True) as pipe:
-        pipe.xadd(key, {"kind": "end", "data": json.dumps({"status": status, "error": error})})
+        pipe.xadd(key, {"kind": "end", "seq": seq, "data": json.dumps({"status": status, "error": error})})
         # Late watchers (a reload just after the end) still find the log for a while.
         pipe.expire(key, settings.CHAT_STREAM_TTL)
         pipe.delete(_stop_key(reply_id))

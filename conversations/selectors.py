@@ -5,10 +5,10 @@ from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from conversations.llm import ChatMessage
-from conversations.models import Conversation, Message
+from conversations.models import ApiToken, Conversation, Message
 
 SIDEBAR_LIMIT = 200
 
@@ -21,15 +21,27 @@ def conversation_id_parse(conversation_id: object) -> uuid.UUID:
         raise Conversation.DoesNotExist("Not a conversation id.") from None
 
 
-def conversation_list(
-    *, owner: AbstractBaseUser | AnonymousUser, limit: int = SIDEBAR_LIMIT
-) -> QuerySet[Conversation]:
+def _owned(owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Conversation]:
     return (
         Conversation.objects.filter(owner_id=owner.pk)
         .select_related("role")
         .only("id", "title", "updated_at", "created_at", "role__name", "role__slug")
-        .order_by("-updated_at")[:limit]
+        .order_by("-updated_at")
     )
+
+
+def conversation_list(
+    *, owner: AbstractBaseUser | AnonymousUser, limit: int = SIDEBAR_LIMIT
+) -> QuerySet[Conversation]:
+    return _owned(owner)[:limit]
+
+
+def conversation_summaries(
+    *, owner: AbstractBaseUser | AnonymousUser, limit: int = SIDEBAR_LIMIT
+) -> QuerySet[Conversation]:
+    """The owner's conversations, newest first, each with `last_message` (its newest text)."""
+    newest = Message.objects.filter(conversation=OuterRef("pk")).exclude(content="").order_by("-id")
+    return _owned(owner).annotate(last_message=Subquery(newest.values("content")[:1]))[:limit]
 
 
 def conversation_get(*, owner: AbstractBaseUser | AnonymousUser, conversation_id: object) -> Conversation:
@@ -85,3 +97,18 @@ def context_history(
         if _counts_as_context(message)
     )
     return messages
+
+
+def conversation_list_for_export(*, owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Conversation]:
+    """All of the owner's conversations, oldest first, with their messages in order."""
+    return (
+        Conversation.objects.filter(owner_id=owner.pk)
+        .select_related("role")
+        .prefetch_related(Prefetch("messages", queryset=Message.objects.order_by("id")))
+        .order_by("created_at")
+    )
+
+
+def api_token_list(*, username: str | None = None) -> QuerySet[ApiToken]:
+    tokens = ApiToken.objects.select_related("user").order_by("-created_at")
+    return tokens.filter(user__username=username) if username else tokens

@@ -1,7 +1,10 @@
 """Writes to conversations: the one path the chat page, the API and manage.py all call."""
 
+import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -13,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from conversations import generation, replylog
 from conversations.llm import ChatMessage, Usage
-from conversations.models import Conversation, Message
+from conversations.models import ApiToken, Conversation, Message
 from conversations.selectors import context_history, conversation_get, conversation_id_parse
 from roles.selectors import role_get_active, role_get_default
 
@@ -97,11 +100,34 @@ class Exchange:
     reply: Message
 
 
+def _conversation_role_apply(*, conversation: Conversation, role_slug: str) -> None:
+    """Old API clients name the role with every message: it may set the role of a new
+    conversation, but a conversation with messages keeps the role it has."""
+    if role_slug == conversation.role.slug:
+        return
+    if conversation.messages.exists():
+        raise ChatError(
+            _("This conversation uses the role %(role)s; start a new conversation for another role.")
+            % {"role": conversation.role.slug},
+            code="role_mismatch",
+        )
+    role = role_get_active(slug=role_slug)
+    if role is None:
+        raise ChatError(_("Unknown role: %(slug)s") % {"slug": role_slug}, code="unknown_role")
+    conversation.role = role
+    conversation.system_prompt = role.system_prompt
+    conversation.model = role.model
+    conversation.temperature = role.temperature
+    conversation.save(update_fields=["role", "system_prompt", "model", "temperature", "updated_at"])
+
+
 @transaction.atomic
 def _exchange_create(
-    *, owner: User, conversation_id: object, content: str, holder: str
+    *, owner: User, conversation_id: object, content: str, holder: str, role_slug: str | None
 ) -> tuple[Exchange, generation.ReplyJob]:
     conversation = conversation_get(owner=owner, conversation_id=conversation_id)
+    if role_slug:
+        _conversation_role_apply(conversation=conversation, role_slug=role_slug)
     # The user's message is saved before the model is called: nothing typed is lost.
     user_message = Message.objects.create(
         conversation=conversation, author=Message.Author.USER, content=content
@@ -129,7 +155,9 @@ def _exchange_create(
     return Exchange(conversation=conversation, user_message=user_message, reply=reply), job
 
 
-async def message_send(*, owner: User, conversation_id: object, content: object) -> Exchange:
+async def message_send(
+    *, owner: User, conversation_id: object, content: object, role_slug: str | None = None
+) -> Exchange:
     """Save the user's message, create the reply, and start writing it in the background.
 
     Returns at once; watchers follow the reply with replylog.follow(). Raises ChatError
@@ -150,7 +178,7 @@ async def message_send(*, owner: User, conversation_id: object, content: object)
         )
     try:
         exchange, job = await database_sync_to_async(_exchange_create)(
-            owner=owner, conversation_id=key, content=text, holder=holder
+            owner=owner, conversation_id=key, content=text, holder=holder, role_slug=role_slug
         )
     except BaseException:
         await replylog.active_release(conversation_id=key, holder=holder)
@@ -208,3 +236,64 @@ def reply_recover_orphans() -> int:
             usage=None,
         )
     return len(orphans)
+
+
+# --- API tokens ---------------------------------------------------------------
+
+TOKEN_PREFIX = "cs_"
+# last_used_at is written at most this often per token: not one write per request.
+TOKEN_TOUCH_SECONDS = 60
+
+
+def _token_hash(raw: str) -> str:
+    # Tokens are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def api_token_create(*, user: User, name: str = "") -> tuple[ApiToken, str]:
+    """Create a token; returns it with the raw secret, which is never stored and shown once."""
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user_id=_owner_id(user), name=name.strip()[:100], prefix=raw[:10], key_hash=_token_hash(raw)
+    )
+    return token, raw
+
+
+def api_token_revoke(*, token_id: int, user: User | None = None) -> ApiToken:
+    """Revoke a token (of `user`, when given). Raises ApiToken.DoesNotExist."""
+    tokens = ApiToken.objects.filter(pk=token_id)
+    if user is not None:
+        tokens = tokens.filter(user_id=_owner_id(user))
+    token = tokens.get()
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
+
+
+def api_token_authenticate(*, raw: str) -> AbstractBaseUser | None:
+    """The active user a raw bearer token belongs to, or None."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=_token_hash(raw), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > TOKEN_TOUCH_SECONDS:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+def conversation_purge(*, older_than: timedelta, owner: User | None = None, dry_run: bool = False) -> int:
+    """Delete conversations not updated for `older_than` (of one owner, when given); returns how many."""
+    stale = Conversation.objects.filter(updated_at__lt=timezone.now() - older_than)
+    if owner is not None:
+        stale = stale.filter(owner_id=_owner_id(owner))
+    if dry_run:
+        return stale.count()
+    _total, by_model = stale.delete()
+    return by_model.get(Conversation._meta.label, 0)

@@ -89,3 +89,42 @@ def test_run_loads_the_builtin_roles_once(tmp_path):
     with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as db:
         slugs = sorted(row[0] for row in db.execute("select slug from roles_role"))
     assert slugs == ["assistant", "programmer", "teacher"]
+
+
+def run_manage(tmp_path: Path, *args: str) -> str:
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env["SQLITE_PATH"] = str(tmp_path / "db.sqlite3")
+    result = subprocess.run(
+        [sys.executable, "-m", "chatsite.launcher", "manage", *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+PRINT_REDIS = "from django.conf import settings; print(settings.REDIS_URL)"
+
+
+def test_manage_uses_the_running_apps_redis(tmp_path):
+    process, port = start_launcher(tmp_path)
+    try:
+        wait_until_serving(port, process)
+        used = run_manage(tmp_path, "shell", "--no-imports", "-c", PRINT_REDIS).strip()
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+
+    match = re.search(r"on 127\.0\.0\.1:(\d+)", output)
+    assert match
+    assert used == f"redis://127.0.0.1:{match.group(1)}/0"
+
+
+def test_manage_without_a_running_app_brings_its_own_redis_and_stops_it(tmp_path):
+    used = run_manage(tmp_path, "shell", "--no-imports", "-c", PRINT_REDIS).strip()
+
+    port = int(re.fullmatch(r"redis://127\.0\.0\.1:(\d+)/0", used).group(1))  # type: ignore[union-attr]
+    assert not port_is_open(port)
