@@ -32,14 +32,10 @@ def _prepare() -> None:
 
     from django.contrib.auth import get_user_model
 
-    from conversations.services import reply_recover_orphans
     from roles.services import role_load_builtins
 
     call_command("migrate", interactive=False, verbosity=0)
     role_load_builtins()
-    recovered = reply_recover_orphans()
-    if recovered:
-        print(f"  Marked {recovered} reply(ies) left unfinished by a previous run as interrupted.")
     username = os.environ.get("CHATSITE_ADMIN_USER", "").strip()
     password = os.environ.get("CHATSITE_ADMIN_PASSWORD", "")
     if username and password:

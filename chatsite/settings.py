@@ -222,6 +222,8 @@ OPENAI_CONNECT_TIMEOUT = env_float("OPENAI_CONNECT_TIMEOUT", 5.0)
 OPENAI_READ_TIMEOUT = env_float("OPENAI_READ_TIMEOUT", 60.0)
 # Retries only happen before the first byte; a retry mid-stream would repeat text.
 OPENAI_MAX_RETRIES = min(env_int("OPENAI_MAX_RETRIES", 1), 1)
+# A 429's Retry-After is honoured up to this many seconds; longer means "busy, try later".
+OPENAI_RETRY_AFTER_CAP = env_float("OPENAI_RETRY_AFTER_CAP", 10.0)
 
 # --- Chat behaviour --------------------------------------------------------
 # Rounds of history sent upstream (a round = one user message + its reply).
@@ -229,6 +231,11 @@ CHAT_CONTEXT_ROUNDS = env_int("CHAT_CONTEXT_ROUNDS", 20)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32_000)
 # Streamed deltas are coalesced into at most one frame per interval (~20/s).
 CHAT_STREAM_INTERVAL = env_float("CHAT_STREAM_INTERVAL", 0.05)
+# A reply being written holds its conversation's slot for this long without renewal:
+# after a crash, the reply is marked interrupted once this has passed.
+CHAT_LEASE_SECONDS = env_int("CHAT_LEASE_SECONDS", 15)
+# A long reply's text is saved to the database this often while it is written.
+CHAT_CHECKPOINT_SECONDS = env_float("CHAT_CHECKPOINT_SECONDS", 10.0)
 # How long a finished reply's event log stays in Redis for late watchers.
 CHAT_STREAM_TTL = env_int("CHAT_STREAM_TTL", 600)
 

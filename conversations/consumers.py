@@ -46,6 +46,8 @@ def language_from_scope(scope: dict[str, Any]) -> str:
 
 class ChatConsumer(AsyncWebsocketConsumer):
     watch_task: asyncio.Task[None] | None = None
+    watching: int | None = None  # the reply this socket is showing live
+    group: str | None = None  # the conversation this socket shows, as a channel-layer group
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Everything a socket says is in its page's language. The watch task is
@@ -69,6 +71,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
             streaming = await database_sync_to_async(message_streaming)(conversation=conversation)
+            await self.join(conversation.pk)
         await self.accept()
         if streaming is not None:
             await self.reattach(streaming)
@@ -76,6 +79,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.watch_task is not None:
             self.watch_task.cancel()
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def join(self, conversation_id: object) -> None:
+        """Hear about replies started in this conversation by other tabs, the API or the terminal."""
+        if self.group is None:
+            self.group = services.conversation_group(conversation_id)
+            await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def reply_started(self, event: dict[str, Any]) -> None:
+        if event["reply_id"] == self.watching:
+            return  # this socket sent the message and already shows the reply
+        messages = {
+            m.pk: m
+            async for m in Message.objects.select_related("conversation__role").filter(
+                pk__in=[event["user_message_id"], event["reply_id"]], conversation__owner_id=self.user.pk
+            )
+        }
+        reply = messages.get(event["reply_id"])
+        if reply is None or event["user_message_id"] not in messages:
+            return
+        exchange = services.Exchange(
+            conversation=reply.conversation, user_message=messages[event["user_message_id"]], reply=reply
+        )
+        await self.send_fragment("chat/frames/sent.html", {"exchange": exchange, "created": False})
+        self.watch(reply, after=replylog.START)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -90,7 +119,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if action == "send":
                 await self.send_message(data)
             elif action == "stop":
-                await services.reply_stop(owner=self.user, conversation_id=data.get("conversation"))
+                seen = str(data.get("seen", ""))
+                await services.reply_stop(
+                    owner=self.user,
+                    conversation_id=data.get("conversation"),
+                    seen=int(seen) if seen.isdigit() else None,
+                )
             else:
                 await self.send_error(_("Unknown action."))
         except services.ChatError as exc:
@@ -108,28 +142,36 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             conversation_id = conversation.pk
             created = True
+            await self.join(conversation_id)
         exchange = await services.message_send(
             owner=self.user, conversation_id=conversation_id, content=content
         )
+        self.watching = exchange.reply.pk
         await self.send_fragment("chat/frames/sent.html", {"exchange": exchange, "created": created})
         self.watch(exchange.reply, after=replylog.START)
 
     async def reattach(self, reply: Message) -> None:
         """Show the text written so far, then follow the rest: no gap, no duplicate."""
         snapshot = await database_sync_to_async(replylog.snapshot)(reply_id=reply.pk)
-        await self.send_fragment("chat/frames/reattach.html", {"reply": reply, "text": snapshot.text})
-        self.watch(reply, after=snapshot.last_id)
+        text = snapshot.text or reply.content  # Redis restarted empty: the last checkpoint
+        await self.send_fragment(
+            "chat/frames/reattach.html", {"reply": reply, "text": text, "seq": snapshot.seq}
+        )
+        self.watch(reply, after=snapshot.last_id, known=text)
 
-    def watch(self, reply: Message, *, after: str) -> None:
+    def watch(self, reply: Message, *, after: str, known: str = "") -> None:
         if self.watch_task is not None:
             self.watch_task.cancel()
-        self.watch_task = asyncio.get_running_loop().create_task(self.follow(reply, after))
+        self.watching = reply.pk
+        self.watch_task = asyncio.get_running_loop().create_task(self.follow(reply, after, known))
 
-    async def follow(self, reply: Message, after: str) -> None:
+    async def follow(self, reply: Message, after: str, known: str) -> None:
         try:
-            async for event in replylog.follow(reply_id=reply.pk, after=after):
+            async for event in replylog.follow(reply_id=reply.pk, after=after, known=known):
                 if event.kind == "delta":
-                    await self.send_fragment("chat/frames/delta.html", {"reply": reply, "text": event.text})
+                    await self.send_fragment(
+                        "chat/frames/delta.html", {"reply": reply, "text": event.text, "seq": event.seq}
+                    )
             finished = await Message.objects.select_related("conversation").aget(pk=reply.pk)
             await self.send_fragment(
                 "chat/frames/finished.html", {"reply": finished, "conversation": finished.conversation}

@@ -9,6 +9,7 @@ job polls between events.
 
 import asyncio
 import logging
+import types
 import uuid
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
 
 from conversations import llm, replylog
 from conversations.models import Message
@@ -38,8 +40,9 @@ class ReplyJob:
 
 
 def lease_seconds() -> int:
-    """How long the conversation's reply slot is held without renewal before it frees itself."""
-    return int(settings.OPENAI_READ_TIMEOUT) + 30
+    """How long the conversation's reply slot is held without renewal before it frees itself
+    (a live job renews it every STOP_POLL_SECONDS; a dead process's expires)."""
+    return max(1, int(settings.CHAT_LEASE_SECONDS))
 
 
 # Strong references: the event loop keeps only weak ones, and a job must not be
@@ -54,6 +57,19 @@ def start(job: ReplyJob) -> asyncio.Task[None]:
     return task
 
 
+def running_ids() -> set[int]:
+    return set(_running)
+
+
+async def shutdown(*, grace: float = 5.0) -> None:
+    """Stop every job of this process; each saves what it has as `interrupted`."""
+    tasks = list(_running.values())
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=grace)
+
+
 async def wait(reply_id: int) -> None:
     """Wait until the reply's job (if it runs in this process) has fully finished."""
     task = _running.get(reply_id)
@@ -65,7 +81,10 @@ class _End:
     """Marks the end of the upstream stream in the pump's queue."""
 
 
-async def _pump(job: ReplyJob, queue: "asyncio.Queue[str | llm.Usage | llm.ProviderError | _End]") -> None:
+Item = str | llm.Usage | llm.ProviderError | _End
+
+
+async def _pump(job: ReplyJob, queue: "asyncio.Queue[Item]") -> None:
     try:
         async for item in llm.chat_stream(
             messages=job.messages, model=job.model, temperature=job.temperature
@@ -77,77 +96,144 @@ async def _pump(job: ReplyJob, queue: "asyncio.Queue[str | llm.Usage | llm.Provi
         queue.put_nowait(_End())
 
 
+class _Reply:
+    """The text of one reply as it is written, and how far it has been published.
+
+    Every published event has the next sequence number; `length_at[seq]` is how much
+    of the text a watcher had after that event, so a stop can keep exactly what the
+    stopping client had seen. Redis trouble never ends a reply: the text is kept here,
+    and once Redis answers again the whole text so far is published as one `reset`.
+    """
+
+    def __init__(self, job: ReplyJob) -> None:
+        self.job = job
+        self.loop = asyncio.get_running_loop()
+        self.parts: list[str] = []  # published (or meant to be): what watchers saw
+        self.pending: list[str] = []  # received, not yet published
+        self.seq = 0
+        self.length_at: dict[int, int] = {0: 0}
+        self.log_lost = False
+        self.last_flush = 0.0  # the first delta goes out at once: time to first token matters most
+        self.last_checkpoint = self.loop.time()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def due(self) -> bool:
+        return bool(self.pending) and self.loop.time() - self.last_flush >= settings.CHAT_STREAM_INTERVAL
+
+    def keep_seen(self, seen: int | None) -> None:
+        """Drop what the stopping client had not seen (all published text when it did not say)."""
+        self.pending.clear()
+        if seen is not None and seen in self.length_at:
+            self.parts = [self.text[: self.length_at[seen]]]
+
+    async def flush(self) -> None:
+        self.last_flush = self.loop.time()
+        if not self.pending:
+            return
+        chunk = "".join(self.pending)
+        self.pending.clear()
+        self.parts.append(chunk)
+        await self.publish(chunk)
+        if self.loop.time() - self.last_checkpoint >= settings.CHAT_CHECKPOINT_SECONDS:
+            # A long reply is saved now and then, so a crash loses little of it.
+            self.last_checkpoint = self.loop.time()
+            await database_sync_to_async(_services().reply_checkpoint)(
+                reply_id=self.job.reply_id, content=self.text
+            )
+
+    async def publish(self, chunk: str) -> None:
+        reply_id, seq = self.job.reply_id, self.seq + 1
+        try:
+            if self.log_lost:
+                await replylog.append_reset(reply_id=reply_id, seq=seq, text=self.text)
+            else:
+                await replylog.append_delta(reply_id=reply_id, seq=seq, text=chunk)
+        except RedisError as exc:
+            if not self.log_lost:
+                logger.warning("Reply %s: Redis unavailable (%r); writing on", reply_id, exc)
+            self.log_lost = True
+            return
+        self.log_lost = False
+        self.seq = seq
+        self.length_at[seq] = len(self.text)
+
+    async def poll(self) -> replylog.StopRequest | None:
+        """A stop request, if any, renewing the conversation's lease on the way."""
+        try:
+            request = await replylog.stop_requested(reply_id=self.job.reply_id)
+            await replylog.active_refresh(
+                conversation_id=self.job.conversation_id, holder=self.job.holder, ttl=lease_seconds()
+            )
+        except RedisError:
+            return None
+        return request
+
+
+def _services() -> types.ModuleType:
+    # services imports this module to start jobs; the job reaches back only to save.
+    from conversations import services
+
+    return services
+
+
 async def run(job: ReplyJob) -> None:
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[str | llm.Usage | llm.ProviderError | _End] = asyncio.Queue()
+    reply = _Reply(job)
+    loop = reply.loop
+    queue: asyncio.Queue[Item] = asyncio.Queue()
     pump = loop.create_task(_pump(job, queue), name=f"reply-{job.reply_id}-upstream")
-    shown: list[str] = []  # text already in the log: what watchers have seen
-    pending: list[str] = []  # received, not yet flushed
     usage: llm.Usage | None = None
     status = Message.Status.COMPLETE
     error = ""
-    last_flush = 0.0  # the first delta goes out at once: time to first token matters most
     next_poll = loop.time() + STOP_POLL_SECONDS
-
-    async def flush() -> None:
-        nonlocal last_flush
-        if pending:
-            text = "".join(pending)
-            pending.clear()
-            shown.append(text)
-            await replylog.append_delta(reply_id=job.reply_id, seq=len(shown), text=text)
-        last_flush = loop.time()
-
-    getter: asyncio.Future[str | llm.Usage | llm.ProviderError | _End] | None = None
+    getter: asyncio.Future[Item] | None = None
     try:
         while True:
-            now = loop.time()
             deadline = next_poll
-            if pending:
-                deadline = min(deadline, last_flush + settings.CHAT_STREAM_INTERVAL)
+            if reply.pending:
+                deadline = min(deadline, reply.last_flush + settings.CHAT_STREAM_INTERVAL)
             if getter is None:
                 getter = asyncio.ensure_future(queue.get())
-            done, _not_done = await asyncio.wait({getter}, timeout=max(0.0, deadline - now))
+            done, _not_done = await asyncio.wait({getter}, timeout=max(0.0, deadline - loop.time()))
             if loop.time() >= next_poll:
                 next_poll = loop.time() + STOP_POLL_SECONDS
-                if await replylog.stop_requested(reply_id=job.reply_id):
-                    # Keep exactly what watchers were shown; unflushed text was never seen.
-                    pending.clear()
+                stop = await reply.poll()
+                if stop is not None:
+                    reply.keep_seen(stop.seen)
                     status = Message.Status.STOPPED
                     break
-                await replylog.active_refresh(conversation_id=job.conversation_id, ttl=lease_seconds())
             if not done:
-                if pending and loop.time() - last_flush >= settings.CHAT_STREAM_INTERVAL:
-                    await flush()
+                if reply.due():
+                    await reply.flush()
                 continue
             item = getter.result()
             getter = None
             if isinstance(item, str):
-                pending.append(item)
-                if loop.time() - last_flush >= settings.CHAT_STREAM_INTERVAL:
-                    await flush()
+                reply.pending.append(item)
+                if reply.due():
+                    await reply.flush()
             elif isinstance(item, llm.Usage):
                 usage = item
             elif isinstance(item, llm.ProviderError):
-                await flush()
-                has_text = bool(shown)
-                status = Message.Status.INTERRUPTED if item.interrupted and has_text else Message.Status.ERROR
+                await reply.flush()
+                interrupted = item.interrupted and bool(reply.parts)
+                status = Message.Status.INTERRUPTED if interrupted else Message.Status.ERROR
                 error = item.user_message
                 break
             else:
-                await flush()
+                await reply.flush()
                 break
     except asyncio.CancelledError:
         # The process is shutting down: keep everything received, marked interrupted.
-        shown.extend(pending)
-        pending.clear()
-        status = Message.Status.INTERRUPTED
+        reply.parts.extend(reply.pending)
         error = _("The server stopped while this reply was being written.")
-        await asyncio.shield(_finish(job, shown, status, error, usage))
+        await asyncio.shield(_finish(reply, Message.Status.INTERRUPTED, error, usage))
         raise
     except Exception:
         logger.exception("Reply %s failed", job.reply_id)
-        shown.extend(pending)
+        reply.parts.extend(reply.pending)
         status = Message.Status.ERROR
         error = _("Something went wrong while writing this reply.")
     finally:
@@ -156,23 +242,24 @@ async def run(job: ReplyJob) -> None:
         # Cancelling the pump closes the upstream HTTP response (stop, errors, shutdown).
         pump.cancel()
         await asyncio.gather(pump, return_exceptions=True)
-    await _finish(job, shown, status, error, usage)
+    await _finish(reply, status, error, usage)
 
 
-async def _finish(job: ReplyJob, shown: list[str], status: str, error: str, usage: llm.Usage | None) -> None:
-    from conversations.services import reply_finish
-
-    content = "".join(shown)
+async def _finish(reply: _Reply, status: str, error: str, usage: llm.Usage | None) -> None:
+    job = reply.job
     try:
-        await database_sync_to_async(reply_finish)(
-            reply_id=job.reply_id,
-            content=content,
-            status=status,
-            error=error,
-            usage=usage,
+        await database_sync_to_async(_services().reply_finish)(
+            reply_id=job.reply_id, content=reply.text, status=status, error=error, usage=usage
         )
     finally:
         # Watchers must learn the reply ended even if the database write failed.
-        await replylog.append_end(reply_id=job.reply_id, seq=len(shown) + 1, status=status, error=error)
-        await replylog.active_release(conversation_id=job.conversation_id, holder=job.holder)
+        try:
+            if reply.log_lost:
+                await replylog.append_reset(reply_id=job.reply_id, seq=reply.seq + 1, text=reply.text)
+                reply.seq += 1
+            await replylog.append_end(reply_id=job.reply_id, seq=reply.seq + 1, status=status, error=error)
+            await replylog.active_release(conversation_id=job.conversation_id, holder=job.holder)
+        except RedisError as exc:
+            # The lease expires by itself; the saved reply is what counts.
+            logger.warning("Reply %s: could not publish its end (%r)", job.reply_id, exc)
         await database_sync_to_async(close_old_connections)()

@@ -7,7 +7,7 @@ Nothing else in the project imports `openai`. Provider failures become
 import asyncio
 import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -94,7 +94,8 @@ def _client_for(provider: Provider) -> openai.AsyncOpenAI:
     client = openai.AsyncOpenAI(
         api_key=provider.api_key,
         base_url=provider.base_url,
-        max_retries=settings.OPENAI_MAX_RETRIES,
+        # Retries are ours (_create_stream): at most one, and a Retry-After within a small cap.
+        max_retries=0,
         timeout=openai.Timeout(
             settings.OPENAI_READ_TIMEOUT,
             connect=settings.OPENAI_CONNECT_TIMEOUT,
@@ -122,6 +123,42 @@ def _error_message(exc: Exception) -> str:
     return _("The model provider failed unexpectedly. Please try again.")
 
 
+RETRY_DELAY_SECONDS = 0.5
+
+
+def _retry_delay(exc: openai.OpenAIError) -> float | None:
+    """How long to wait before the one retry, or None when this failure is not retried.
+
+    Only failures before the first byte get here, so a retry never repeats text.
+    """
+    if isinstance(exc, openai.APITimeoutError):
+        return None  # the provider already had the whole read timeout
+    if isinstance(exc, openai.RateLimitError):
+        header = exc.response.headers.get("retry-after", "")
+        try:
+            wait = float(header)
+        except ValueError:
+            return RETRY_DELAY_SECONDS
+        # A provider that asks for a long wait is busy: tell the user now, not in minutes.
+        return wait if 0 <= wait <= settings.OPENAI_RETRY_AFTER_CAP else None
+    if isinstance(exc, openai.InternalServerError | openai.APIConnectionError):
+        return RETRY_DELAY_SECONDS
+    return None
+
+
+async def _create_stream[T](create: Callable[[], Awaitable[T]]) -> T:
+    for attempt in range(settings.OPENAI_MAX_RETRIES + 1):
+        try:
+            return await create()
+        except openai.OpenAIError as exc:
+            delay = _retry_delay(exc)
+            if delay is None or attempt == settings.OPENAI_MAX_RETRIES:
+                raise
+            logger.info("Upstream failed (%r); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 async def chat_stream(
     *, messages: list[ChatMessage], model: str = "", temperature: float | None = None
 ) -> AsyncIterator[str | Usage]:
@@ -140,12 +177,14 @@ async def chat_stream(
     client = _client_for(provider)
     received_text = False
     try:
-        stream = await client.chat.completions.create(
-            model=model or provider.model,
-            messages=[message.as_param() for message in messages],
-            stream=True,
-            stream_options={"include_usage": True},
-            temperature=openai.omit if temperature is None else temperature,
+        stream = await _create_stream(
+            lambda: client.chat.completions.create(
+                model=model or provider.model,
+                messages=[message.as_param() for message in messages],
+                stream=True,
+                stream_options={"include_usage": True},
+                temperature=openai.omit if temperature is None else temperature,
+            )
         )
         async with stream:
             async for chunk in stream:

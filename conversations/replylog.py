@@ -1,7 +1,8 @@
 """A reply's live event log, kept in Redis so any process can follow or resume it.
 
-Each reply being written has a Redis Stream of events: `delta` (coalesced text) and
-one final `end`. Watchers (a browser socket, an SSE client, the terminal) read it
+Each reply being written has a Redis Stream of events: `delta` (coalesced text),
+`reset` (the whole text so far, after Redis was unreachable for a while) and one
+final `end`. Watchers (a browser socket, an SSE client, the terminal) read it
 from the last id they saw, so a reload or a second tab continues without a gap or
 a duplicate. The channel layer is not used for tokens: it drops messages silently
 when a consumer falls behind; a Stream read from an id loses nothing.
@@ -17,9 +18,12 @@ from typing import Any, Literal, cast
 import redis.asyncio as aioredis
 from django.conf import settings
 from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 
 START = "0"
 READ_BLOCK_MS = 2000
+# How long a watcher waits before asking Redis again after it failed.
+RETRY_SECONDS = 0.5
 
 
 def _log_key(reply_id: int) -> str:
@@ -39,7 +43,7 @@ class Event:
     id: str
     # 1, 2, 3... per reply: what SSE clients see as event ids.
     seq: int
-    kind: Literal["delta", "end"]
+    kind: Literal["delta", "reset", "end"]
     text: str = ""
     status: str = ""
     error: str = ""
@@ -51,6 +55,7 @@ class Snapshot:
 
     text: str
     last_id: str
+    seq: int
     ended: bool
 
 
@@ -60,6 +65,8 @@ def _decode(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Event:
     seq = int(fields[b"seq"])
     if kind == "delta":
         return Event(id=event_id, seq=seq, kind="delta", text=fields[b"text"].decode())
+    if kind == "reset":
+        return Event(id=event_id, seq=seq, kind="reset", text=fields[b"text"].decode())
     end = json.loads(fields[b"data"])
     return Event(id=event_id, seq=seq, kind="end", status=end["status"], error=end.get("error", ""))
 
@@ -88,6 +95,10 @@ async def append_delta(*, reply_id: int, seq: int, text: str) -> None:
     await client().xadd(_log_key(reply_id), {"kind": "delta", "seq": seq, "text": text})
 
 
+async def append_reset(*, reply_id: int, seq: int, text: str) -> None:
+    await client().xadd(_log_key(reply_id), {"kind": "reset", "seq": seq, "text": text})
+
+
 async def append_end(*, reply_id: int, seq: int, status: str, error: str = "") -> None:
     key = _log_key(reply_id)
     async with client().pipeline(transaction=True) as pipe:
@@ -98,16 +109,33 @@ async def append_end(*, reply_id: int, seq: int, status: str, error: str = "") -
         await pipe.execute()
 
 
-async def follow(*, reply_id: int, after: str = START) -> AsyncIterator[Event]:
-    """Yield the reply's events after `after`, waiting for new ones, until its end event."""
+async def follow(*, reply_id: int, after: str = START, known: str = "") -> AsyncIterator[Event]:
+    """Yield the reply's `delta` and `end` events after `after`, waiting for new ones.
+
+    `known` is the text the watcher already has. A `reset` is turned into the delta
+    the watcher is missing, and a Redis outage is waited out, so a watcher sees the
+    text exactly once, in order.
+    """
     key = _log_key(reply_id)
     last = after
+    have = len(known)
     while True:
-        response = cast(Any, await client().xread({key: last}, block=READ_BLOCK_MS, count=100))
+        try:
+            response = cast(Any, await client().xread({key: last}, block=READ_BLOCK_MS, count=100))
+        except RedisError:
+            await asyncio.sleep(RETRY_SECONDS)
+            continue
         for _stream, entries in response or []:
             for entry_id, fields in entries:
                 event = _decode(entry_id, fields)
                 last = event.id
+                if event.kind == "reset":
+                    missing = event.text[have:]
+                    have = len(event.text)
+                    if missing:
+                        yield Event(id=event.id, seq=event.seq, kind="delta", text=missing)
+                    continue
+                have += len(event.text)
                 yield event
                 if event.kind == "end":
                     return
@@ -118,23 +146,36 @@ def snapshot(*, reply_id: int) -> Snapshot:
     entries = get_redis_connection("default").xrange(_log_key(reply_id))
     text: list[str] = []
     last_id = START
+    seq = 0
     ended = False
     for entry_id, fields in entries:
         event = _decode(entry_id, fields)
-        last_id = event.id
+        last_id, seq = event.id, event.seq
         if event.kind == "delta":
             text.append(event.text)
+        elif event.kind == "reset":
+            text = [event.text]
         else:
             ended = True
-    return Snapshot(text="".join(text), last_id=last_id, ended=ended)
+    return Snapshot(text="".join(text), last_id=last_id, seq=seq, ended=ended)
 
 
-async def stop_request(*, reply_id: int) -> None:
-    await client().set(_stop_key(reply_id), "1", ex=settings.CHAT_STREAM_TTL)
+@dataclass(frozen=True)
+class StopRequest:
+    # The sequence number of the last event the stopping client had shown, if it said.
+    seen: int | None
 
 
-async def stop_requested(*, reply_id: int) -> bool:
-    return bool(await client().exists(_stop_key(reply_id)))
+async def stop_request(*, reply_id: int, seen: int | None = None) -> None:
+    value = "" if seen is None else str(seen)
+    await client().set(_stop_key(reply_id), value, ex=settings.CHAT_STREAM_TTL)
+
+
+async def stop_requested(*, reply_id: int) -> StopRequest | None:
+    value = await client().get(_stop_key(reply_id))
+    if value is None:
+        return None
+    return StopRequest(seen=int(value) if value.isdigit() else None)
 
 
 async def active_acquire(*, conversation_id: object, holder: str, ttl: int) -> bool:
@@ -142,8 +183,26 @@ async def active_acquire(*, conversation_id: object, holder: str, ttl: int) -> b
     return bool(await client().set(_active_key(conversation_id), holder, nx=True, ex=ttl))
 
 
-async def active_refresh(*, conversation_id: object, ttl: int) -> None:
-    await client().expire(_active_key(conversation_id), ttl)
+_RENEW_OR_RECLAIM = """
+local holder = redis.call('get', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  return redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 0
+"""
+
+
+async def active_refresh(*, conversation_id: object, holder: str, ttl: int) -> None:
+    """Renew the lease; after a Redis restart lost it, claim it back (unless taken)."""
+    await cast(Any, client().eval(_RENEW_OR_RECLAIM, 1, _active_key(conversation_id), holder, ttl))
+
+
+def active_held(*, conversation_ids: list[object]) -> set[str]:
+    """Which of these conversations have a live reply lease (sync: used by the reaper's thread)."""
+    if not conversation_ids:
+        return set()
+    values = get_redis_connection("default").mget([_active_key(c) for c in conversation_ids])
+    return {str(c) for c, value in zip(conversation_ids, values, strict=True) if value is not None}
 
 
 _RELEASE_IF_HELD = """

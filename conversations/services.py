@@ -1,12 +1,14 @@
 """Writes to conversations: the one path the chat page, the API and manage.py all call."""
 
 import hashlib
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
@@ -19,6 +21,8 @@ from conversations.llm import ChatMessage, Usage
 from conversations.models import ApiToken, Conversation, Message
 from conversations.selectors import context_history, conversation_get, conversation_id_parse
 from roles.selectors import role_get_active, role_get_default
+
+logger = logging.getLogger(__name__)
 
 User = AbstractBaseUser | AnonymousUser
 TITLE_MAX_CHARS = 60
@@ -184,11 +188,40 @@ async def message_send(
         await replylog.active_release(conversation_id=key, holder=holder)
         raise
     generation.start(job)
+    await _announce_reply(exchange)
     return exchange
 
 
-async def reply_stop(*, owner: User, conversation_id: object) -> Message | None:
-    """Ask the conversation's running reply to stop (it may run in another process)."""
+def conversation_group(conversation_id: object) -> str:
+    """The channel-layer group of every socket showing this conversation, in any process."""
+    return f"conversation.{conversation_id_parse(conversation_id).hex}"
+
+
+async def _announce_reply(exchange: Exchange) -> None:
+    # Other tabs (and tabs watching a reply started from the API or the terminal)
+    # start following it. Only a notification: the text itself travels in replylog.
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(
+            conversation_group(exchange.conversation.pk),
+            {
+                "type": "reply.started",
+                "user_message_id": exchange.user_message.pk,
+                "reply_id": exchange.reply.pk,
+            },
+        )
+    except Exception as exc:  # a missed notification must never fail the message
+        logger.warning("Could not announce reply %s: %r", exchange.reply.pk, exc)
+
+
+async def reply_stop(*, owner: User, conversation_id: object, seen: int | None = None) -> Message | None:
+    """Ask the conversation's running reply to stop (it may run in another process).
+
+    `seen` is the sequence number of the last event the stopping client showed: the
+    saved reply is then exactly the text that client had on screen.
+    """
     conversation = await database_sync_to_async(conversation_get)(
         owner=owner, conversation_id=conversation_id
     )
@@ -198,8 +231,13 @@ async def reply_stop(*, owner: User, conversation_id: object) -> Message | None:
         .afirst()
     )
     if reply is not None:
-        await replylog.stop_request(reply_id=reply.pk)
+        await replylog.stop_request(reply_id=reply.pk, seen=seen)
     return reply
+
+
+def reply_checkpoint(*, reply_id: int, content: str) -> None:
+    """Save a long reply's text so far; it stays `streaming`."""
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(content=content)
 
 
 def reply_finish(*, reply_id: int, content: str, status: str, error: str, usage: Usage | None) -> None:
@@ -217,16 +255,24 @@ def reply_finish(*, reply_id: int, content: str, status: str, error: str, usage:
         Conversation.objects.filter(messages__pk=reply_id).update(updated_at=updated)
 
 
-def reply_recover_orphans() -> int:
-    """Mark replies left `streaming` by a process that died as interrupted, keeping their text.
+def reply_reap_orphans(*, running: set[int]) -> int:
+    """Finish replies left `streaming` by a process that died, as `interrupted`.
 
-    Called when the single-process server starts, before it serves anyone.
+    A reply is an orphan when no process holds its conversation's lease (a live job
+    renews it four times a second) and it is not running here. Its text is the log's,
+    else the last checkpoint. Safe to run in every process at any time.
     """
-    orphans = list(Message.objects.filter(status=Message.Status.STREAMING).only("id", "content"))
+    candidates = list(
+        Message.objects.filter(status=Message.Status.STREAMING)
+        .exclude(pk__in=running)
+        .only("id", "content", "conversation_id")
+    )
+    held = replylog.active_held(conversation_ids=[m.conversation_id for m in candidates])
+    orphans = [m for m in candidates if str(m.conversation_id) not in held]
     for reply in orphans:
         try:
             text = replylog.snapshot(reply_id=reply.pk).text
-        except Exception:  # Redis may be new and empty, or unreachable: keep what the DB has
+        except Exception:  # Redis unreachable: keep what the database has
             text = ""
         reply_finish(
             reply_id=reply.pk,

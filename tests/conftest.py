@@ -4,9 +4,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -123,37 +124,58 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0
     raise RuntimeError("The server did not answer in time")
 
 
-@pytest.fixture
-def live_app(transactional_db, fake_openai: FakeOpenAI, builtin_roles) -> Iterator[LiveApp]:
-    """Daphne serving chatsite.asgi in its own process, on the test database and Redis."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-        "SQLITE_PATH": str(django_settings.DATABASES["default"]["NAME"]),
-        "OPENAI_BASE_URL": fake_openai.base_url,
-        "OPENAI_API_KEY": "test-key",
-        "OPENAI_MODEL": "fake-model",
-        "PYTHONUNBUFFERED": "1",
-    }
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = (ARTIFACTS / "daphne.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
-        cwd=BASE_DIR,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        _wait_http(url, process)
-        yield LiveApp(url=url, process=process)
-    finally:
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
         process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def app_servers(transactional_db, fake_openai: FakeOpenAI, builtin_roles) -> Iterator[Callable[..., LiveApp]]:
+    """Start daphne processes serving chatsite.asgi on the test database, Redis and provider."""
+    started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+
+    def start(**extra_env: str) -> LiveApp:
+        port = free_port()
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+            "SQLITE_PATH": str(django_settings.DATABASES["default"]["NAME"]),
+            "OPENAI_BASE_URL": fake_openai.base_url,
+            "OPENAI_API_KEY": "test-key",
+            "OPENAI_MODEL": "fake-model",
+            "PYTHONUNBUFFERED": "1",
+            **extra_env,
+        }
+        ARTIFACTS.mkdir(exist_ok=True)
+        log = (ARTIFACTS / "daphne.log").open("ab")
+        command = [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "chatsite.asgi:application",
+        ]
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        started.append((process, log))
+        url = f"http://127.0.0.1:{port}/"
+        _wait_http(url, process)
+        return LiveApp(url=url, process=process)
+
+    yield start
+    for process, log in started:
+        _stop(process)
         log.close()
+
+
+@pytest.fixture
+def live_app(app_servers: Callable[..., LiveApp]) -> LiveApp:
+    """Daphne serving chatsite.asgi in its own process, on the test database and Redis."""
+    return app_servers()

@@ -25,10 +25,19 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
         os.environ["CHATSITE_TEST_REDIS_URL"] = _redis.url
     # The suite never touches a Redis the developer uses for something else.
     os.environ["REDIS_URL"] = os.environ["CHATSITE_TEST_REDIS_URL"]
-    (Path(__file__).resolve().parent.parent / "var").mkdir(exist_ok=True)
+    var = Path(__file__).resolve().parent.parent / "var"
+    var.mkdir(exist_ok=True)
+    # One database file per run: two runs at once (two checkouts' worth of work on
+    # one machine, or a developer and a hook) must not share it.
+    os.environ.setdefault("SQLITE_TEST_PATH", str(var / f"test-{os.getpid()}.sqlite3"))
     return (yield)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _redis is not None:
         _redis.stop()
+    # Server processes leave SQLite's WAL side files behind the deleted test database.
+    for leftover in Path(os.environ["SQLITE_TEST_PATH"]).parent.glob(
+        Path(os.environ["SQLITE_TEST_PATH"]).name + "*"
+    ):
+        leftover.unlink(missing_ok=True)

@@ -150,3 +150,49 @@ def test_on_a_phone_the_sidebar_is_a_drawer(live_app, fake_openai, browser, csp_
     expect(page.locator(".conv.active")).to_be_in_viewport()
     screenshot(page, "phone-sidebar")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+LONG_TOKENS = [f"n{n} " for n in range(40)]
+LONG_TEXT = "".join(LONG_TOKENS)
+
+
+def test_a_reload_mid_reply_continues_without_gap_or_duplicate(live_app, fake_openai, browser, csp_violations):
+    make_user("alice")
+    fake_openai.queue_reply(Reply(tokens=LONG_TOKENS, delay=0.08))
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+    page.fill("#message-input", "Count for me")
+    page.keyboard.press("Enter")
+    expect(page.locator(".stream-text")).to_contain_text("n5 ")
+
+    page.reload()
+
+    streaming = page.locator(".msg-assistant.status-streaming .stream-text")
+    expect(streaming).to_contain_text("n20 ")
+    assert LONG_TEXT.startswith(streaming.inner_text())  # from the first word, nothing doubled
+    expect(page.locator(".msg-assistant.status-complete .markdown")).to_have_text(LONG_TEXT.strip())
+    assert Message.objects.get(author="assistant").content == LONG_TEXT
+    assert csp_violations == []
+
+
+@pytest.mark.parametrize("how", ["button", "escape"])
+def test_stop_keeps_the_text_on_screen(live_app, fake_openai, browser, csp_violations, how):
+    make_user("alice")
+    fake_openai.queue_reply(Reply(tokens=LONG_TOKENS, delay=0.08))
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+    page.fill("#message-input", "Count for me")
+    page.keyboard.press("Enter")
+    expect(page.locator(".stream-text")).to_contain_text("n5 ")
+
+    if how == "button":
+        page.click("#stop-button")
+    else:
+        page.keyboard.press("Escape")
+
+    expect(page.locator(".msg-assistant.status-stopped")).to_be_visible()
+    saved = Message.objects.get(author="assistant")
+    assert saved.status == "stopped"
+    assert LONG_TEXT.startswith(saved.content) and "n5 " in saved.content and saved.content != LONG_TEXT
+    expect(page.locator(".msg-assistant .markdown")).to_have_text(saved.content.strip())
+    expect(page.locator("#message-input")).to_be_enabled()

@@ -197,3 +197,47 @@ async def test_socket_errors_use_the_browsers_language(alice, builtin_roles):
     await communicator.disconnect()
 
     assert "请先输入消息。" in error
+
+
+async def test_a_second_tab_shows_a_reply_started_in_the_first(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=["Shared", " live", " reply"], delay=0.1))
+    tab_a, _, _ = await connect(alice, f"/ws/chat/{conversation.pk}/")
+    tab_b, _, _ = await connect(alice, f"/ws/chat/{conversation.pk}/")
+
+    await tab_a.send_to(text_data=json.dumps({"message": "hello", "conversation": str(conversation.pk)}))
+    frames = await frames_until(tab_b, r"msg-assistant status-complete")
+    await frames_until(tab_a, r"msg-assistant status-complete")
+    await tab_a.disconnect()
+    await tab_b.disconnect()
+
+    assert "hello" in frames[0] and "status-streaming" in frames[0]
+    assert "Shared live reply" in frames[-1]
+
+
+async def test_a_reply_started_from_the_api_shows_in_an_open_tab(alice, builtin_roles, fake_openai):
+    from conversations.services import message_send
+
+    conversation = await acreate(owner=alice)
+    tab, _, _ = await connect(alice, f"/ws/chat/{conversation.pk}/")
+
+    await message_send(owner=alice, conversation_id=conversation.pk, content="from elsewhere")
+    frames = await frames_until(tab, r"msg-assistant status-complete")
+    await tab.disconnect()
+
+    assert "from elsewhere" in frames[0]
+    assert "Echo: from elsewhere" in frames[-1]
+
+
+async def test_another_users_tab_hears_nothing(alice, bob, builtin_roles, fake_openai):
+    from conversations.services import message_send
+
+    conversation = await acreate(owner=alice)
+    bobs_conversation = await acreate(owner=bob)
+    bobs_tab, _, _ = await connect(bob, f"/ws/chat/{bobs_conversation.pk}/")
+
+    exchange = await message_send(owner=alice, conversation_id=conversation.pk, content="private")
+    await wait_for_reply(exchange.reply.pk)
+
+    assert await bobs_tab.receive_nothing(timeout=0.3)
+    await bobs_tab.disconnect()

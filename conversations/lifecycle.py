@@ -1,0 +1,63 @@
+"""What a serving process does around its replies: reap orphans, and save on shutdown.
+
+Under daphne (Twisted's asyncio reactor) chatsite.asgi installs these hooks:
+- when the server starts, and then every REAP_SECONDS, replies left `streaming` by a
+  process that died are finished as `interrupted` with their last text;
+- when the server stops (SIGTERM, Ctrl-C), running replies are cancelled and each
+  saves the text it has as `interrupted` before the process exits.
+"""
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from conversations import generation
+from conversations.services import reply_reap_orphans
+
+logger = logging.getLogger(__name__)
+
+REAP_SECONDS = 30.0
+
+
+async def reap_once() -> int:
+    reaped: int = await database_sync_to_async(reply_reap_orphans)(running=generation.running_ids())
+    if reaped:
+        logger.info("Marked %s reply(ies) left unfinished by a stopped process as interrupted", reaped)
+    return reaped
+
+
+async def reap_forever() -> None:
+    while True:
+        try:
+            await reap_once()
+        except Exception:
+            logger.exception("Reaping unfinished replies failed; trying again later")
+        await asyncio.sleep(REAP_SECONDS)
+
+
+_reaper: "asyncio.Task[None] | None" = None
+
+
+def install_daphne_hooks() -> None:
+    """Hook into Twisted's start and shutdown when this process runs under daphne."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return  # not under daphne (tests' in-process ASGI, management commands)
+    from twisted.internet import defer
+    from twisted.internet import reactor as twisted_reactor
+
+    reactor: Any = twisted_reactor  # Twisted types the reactor as interfaces; it is all of them
+
+    def start_reaper() -> None:
+        global _reaper
+        _reaper = asyncio.ensure_future(reap_forever())
+
+    def save_running_replies() -> "defer.Deferred[Any]":
+        if _reaper is not None:
+            _reaper.cancel()
+        return defer.Deferred.fromFuture(asyncio.ensure_future(generation.shutdown()))
+
+    reactor.callWhenRunning(start_reaper)
+    reactor.addSystemEventTrigger("before", "shutdown", save_running_replies)

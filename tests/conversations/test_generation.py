@@ -1,0 +1,211 @@
+"""The generation job: stop, checkpoints, Redis outages, slow and failing providers."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chatsite.embedded_redis import EmbeddedRedis
+from conversations import generation, replylog
+from conversations.models import Message
+from conversations.services import conversation_create, message_send, reply_reap_orphans, reply_stop
+from tests.conftest import wait_for_reply
+from tests.fake_openai import Reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+acreate = sync_to_async(conversation_create)
+TOKENS = [f"t{n} " for n in range(8)]
+
+
+async def start(user, fake_openai, reply):
+    conversation = await acreate(owner=user)
+    fake_openai.queue_reply(reply)
+    exchange = await message_send(owner=user, conversation_id=conversation.pk, content="go")
+    return conversation, exchange
+
+
+async def events_until(reply_id, count):
+    events = []
+    async for event in replylog.follow(reply_id=reply_id):
+        events.append(event)
+        if len(events) == count:
+            return events
+    return events
+
+
+async def test_stop_keeps_exactly_what_the_stopping_client_had_seen(alice, builtin_roles, fake_openai):
+    conversation, exchange = await start(alice, fake_openai, Reply(tokens=TOKENS, delay=0.05))
+    first_two = await events_until(exchange.reply.pk, 3)
+
+    await reply_stop(owner=alice, conversation_id=conversation.pk, seen=first_two[1].seq)
+    saved = await wait_for_reply(exchange.reply.pk)
+
+    assert saved.status == Message.Status.STOPPED
+    assert saved.content == first_two[0].text + first_two[1].text
+
+
+async def test_stop_closes_the_upstream_request_within_half_a_second(alice, builtin_roles, fake_openai):
+    conversation, exchange = await start(alice, fake_openai, Reply(tokens=["a", "b"], hang_after_tokens=1))
+    await events_until(exchange.reply.pk, 1)
+    assert fake_openai.open_streams == 1
+
+    await reply_stop(owner=alice, conversation_id=conversation.pk)
+
+    await asyncio.to_thread(fake_openai.wait_for_open_streams, 0, 0.5)
+    await wait_for_reply(exchange.reply.pk)
+
+
+async def test_nothing_is_left_running_after_a_stop(alice, builtin_roles, fake_openai):
+    conversation, exchange = await start(alice, fake_openai, Reply(tokens=["a", "b"], hang_after_tokens=1))
+    await events_until(exchange.reply.pk, 1)
+
+    await reply_stop(owner=alice, conversation_id=conversation.pk)
+    await wait_for_reply(exchange.reply.pk)
+    await generation.wait(exchange.reply.pk)
+
+    assert generation.running_ids() == set()
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("reply-")]
+    await asyncio.to_thread(fake_openai.wait_for_open_streams, 0)
+
+
+async def test_a_long_reply_is_checkpointed_while_it_is_written(alice, builtin_roles, fake_openai, settings):
+    settings.CHAT_CHECKPOINT_SECONDS = 0.1
+    _, exchange = await start(alice, fake_openai, Reply(tokens=TOKENS, delay=0.05))
+    await events_until(exchange.reply.pk, 6)
+
+    row = await Message.objects.aget(pk=exchange.reply.pk)
+
+    assert row.status == Message.Status.STREAMING
+    assert row.content.startswith("t0 t1 ")
+    await wait_for_reply(exchange.reply.pk)
+
+
+async def test_a_very_slow_provider_still_completes(alice, builtin_roles, fake_openai, settings):
+    settings.OPENAI_READ_TIMEOUT = 1.0
+    _, exchange = await start(alice, fake_openai, Reply(tokens=["slow", " but", " sure"], delay=0.6))
+
+    saved = await wait_for_reply(exchange.reply.pk)
+
+    assert (saved.status, saved.content) == ("complete", "slow but sure")
+
+
+async def test_a_silent_provider_times_out_with_the_text_kept(alice, builtin_roles, fake_openai, settings):
+    settings.OPENAI_READ_TIMEOUT = 0.5
+    _, exchange = await start(alice, fake_openai, Reply(tokens=["partial", "never"], hang_after_tokens=1))
+
+    saved = await wait_for_reply(exchange.reply.pk)
+
+    assert saved.status == Message.Status.INTERRUPTED
+    assert saved.content == "partial"
+    assert "too long" in saved.error
+
+
+async def test_a_rate_limit_with_a_short_retry_after_is_waited_out(alice, builtin_roles, fake_openai):
+    fake_openai.queue_reply(Reply(tokens=[], status=429, retry_after=0.3))
+    _, exchange = await start(alice, fake_openai, Reply(tokens=["fine"]))
+
+    saved = await wait_for_reply(exchange.reply.pk)
+
+    assert (saved.status, saved.content) == ("complete", "fine")
+    assert len(fake_openai.requests) == 2
+
+
+async def test_a_rate_limit_with_a_long_retry_after_says_busy_at_once(alice, builtin_roles, fake_openai):
+    _, exchange = await start(alice, fake_openai, Reply(tokens=[], status=429, retry_after=600))
+
+    saved = await wait_for_reply(exchange.reply.pk, within=5)
+
+    assert saved.status == Message.Status.ERROR
+    assert "busy" in saved.error
+    assert len(fake_openai.requests) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_a_server_error_is_retried_once(alice, builtin_roles, fake_openai, status):
+    fake_openai.queue_reply(Reply(tokens=[], status=status))
+    _, exchange = await start(alice, fake_openai, Reply(tokens=["recovered"]))
+
+    saved = await wait_for_reply(exchange.reply.pk)
+
+    assert (saved.status, saved.content) == ("complete", "recovered")
+
+
+async def test_shutdown_saves_running_replies_as_interrupted(alice, builtin_roles, fake_openai):
+    _, exchange = await start(alice, fake_openai, Reply(tokens=["kept", "lost"], hang_after_tokens=1))
+    await events_until(exchange.reply.pk, 1)
+
+    await generation.shutdown()
+
+    saved = await Message.objects.aget(pk=exchange.reply.pk)
+    assert (saved.status, saved.content) == ("interrupted", "kept")
+    await asyncio.to_thread(fake_openai.wait_for_open_streams, 0)
+
+
+# --- Orphans (a process died mid-reply) --------------------------------------------
+
+
+def orphan(owner, content="checkpointed text"):
+    conversation = conversation_create(owner=owner)
+    Message.objects.create(conversation=conversation, author="user", content="q")
+    return Message.objects.create(
+        conversation=conversation, author="assistant", status=Message.Status.STREAMING, content=content
+    )
+
+
+def test_an_orphaned_reply_is_finished_as_interrupted_with_its_checkpoint(alice, builtin_roles):
+    reply = orphan(alice)
+
+    assert reply_reap_orphans(running=set()) == 1
+
+    reply.refresh_from_db()
+    assert (reply.status, reply.content) == ("interrupted", "checkpointed text")
+
+
+async def test_a_reply_with_a_live_lease_is_not_reaped(alice, builtin_roles, fake_openai):
+    _, exchange = await start(alice, fake_openai, Reply(tokens=["a", "b"], hang_after_tokens=1))
+    await events_until(exchange.reply.pk, 1)
+
+    # As another process would see it: not running there, but its lease is alive.
+    reaped = await sync_to_async(reply_reap_orphans)(running=set())
+
+    assert reaped == 0
+    await generation.shutdown()
+
+
+# --- Redis goes away mid-reply ------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(settings):
+    """A Redis of this test's own, so it can be killed and restarted."""
+    server = EmbeddedRedis().start()
+    settings.REDIS_URL = server.url
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": server.url}}
+    yield server
+    server.stop()
+
+
+async def test_a_reply_completes_across_a_redis_restart(alice, builtin_roles, fake_openai, own_redis):
+    tokens = [f"w{n} " for n in range(20)]
+    _, exchange = await start(alice, fake_openai, Reply(tokens=tokens, delay=0.05))
+    seen: list[str] = []
+
+    async def watch():
+        async for event in replylog.follow(reply_id=exchange.reply.pk):
+            seen.append(event.text)
+
+    watcher = asyncio.create_task(watch())
+    while len(seen) < 3:
+        await asyncio.sleep(0.02)
+    port = own_redis.port
+    own_redis.process.kill()  # as a crash would
+    own_redis.stop()
+    await asyncio.sleep(0.4)
+    own_redis.port = port
+    own_redis.start()
+
+    await asyncio.wait_for(watcher, 15)
+    saved = await Message.objects.aget(pk=exchange.reply.pk)
+    assert (saved.status, saved.content) == ("complete", "".join(tokens))
+    assert "".join(seen) == "".join(tokens)  # every word once, in order

@@ -1,0 +1,154 @@
+"""Replies across real daphne processes: shutdown, crash, and two servers sharing Redis."""
+
+import asyncio
+import html
+import http.client
+import json
+import re
+import signal
+import time
+from urllib.parse import urlparse
+
+import pytest
+import websockets
+from asgiref.sync import sync_to_async
+
+from conversations.models import Message
+from conversations.services import api_token_create, conversation_create
+from tests.conftest import make_user, session_cookie_for
+from tests.fake_openai import Reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def open_stream(app, token: str, session_id: str, message: str):
+    """POST /chat/stream; returns the connection and its response, ready to read events."""
+    address = urlparse(app.url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    body = json.dumps({"session_id": session_id, "message": message})
+    connection.request(
+        "POST",
+        "/chat/stream",
+        body=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    assert response.status == 200
+    return connection, response
+
+
+def read_chunks(response: http.client.HTTPResponse, count: int) -> list[str]:
+    chunks = []
+    while len(chunks) < count:
+        line = response.readline().decode()
+        if line.startswith("data: "):
+            chunks.append(json.loads(line[6:])["content"])
+    return chunks
+
+
+def wait_for_status(reply_id: int, status: str, within: float = 10.0) -> Message:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        reply = Message.objects.get(pk=reply_id)
+        if reply.status == status:
+            return reply
+        time.sleep(0.1)
+    raise AssertionError(f"reply {reply_id} is {Message.objects.get(pk=reply_id).status}, not {status}")
+
+
+def alice_with_conversation():
+    alice = make_user("alice")
+    _token, raw = api_token_create(user=alice, name="test")
+    return alice, raw, conversation_create(owner=alice)
+
+
+def test_sigterm_mid_reply_saves_the_partial_text_as_interrupted(app_servers, fake_openai):
+    app = app_servers()
+    _alice, token, conversation = alice_with_conversation()
+    fake_openai.queue_reply(Reply(tokens=["Saved", " before", " shutdown", " lost"], hang_after_tokens=3))
+    connection, response = open_stream(app, token, str(conversation.pk), "go")
+    read_chunks(response, 1)
+    fake_openai.wait_for_open_streams(1)
+    time.sleep(0.2)  # the three tokens are published
+
+    app.process.send_signal(signal.SIGTERM)
+    app.process.wait(timeout=15)
+    connection.close()
+
+    reply = Message.objects.get(conversation=conversation, author="assistant")
+    assert reply.status == Message.Status.INTERRUPTED
+    assert reply.content == "Saved before shutdown"
+
+
+def test_after_a_crash_the_next_start_marks_the_reply_interrupted_with_its_checkpoint(app_servers, fake_openai):
+    crash_env = {"CHAT_LEASE_SECONDS": "1", "CHAT_CHECKPOINT_SECONDS": "0.1"}
+    app = app_servers(**crash_env)
+    _alice, token, conversation = alice_with_conversation()
+    fake_openai.queue_reply(Reply(tokens=[f"w{n} " for n in range(100)], delay=0.03))
+    connection, response = open_stream(app, token, str(conversation.pk), "go")
+    read_chunks(response, 8)
+    reply = Message.objects.get(conversation=conversation, author="assistant")
+    checkpoint = wait_for_checkpoint(reply.pk)
+
+    app.process.kill()  # SIGKILL: nothing runs on the way down
+    app.process.wait()
+    connection.close()
+    assert Message.objects.get(pk=reply.pk).status == Message.Status.STREAMING
+    time.sleep(1.2)  # the dead process's lease expires
+    app_servers(**crash_env)  # a new process reaps orphans when it starts
+
+    saved = wait_for_status(reply.pk, Message.Status.INTERRUPTED)
+    assert saved.content.startswith(checkpoint)
+    assert saved.content.startswith("w0 w1 ")
+
+
+def wait_for_checkpoint(reply_id: int) -> str:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        content = Message.objects.get(pk=reply_id).content
+        if content:
+            return content
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint was written")
+
+
+# --- Two servers, one Redis ---------------------------------------------------------
+
+DELTA = re.compile(r'<div hx-swap-oob="beforeend:#msg-\d+-text">(.*?)</div>', re.S)
+SEEN = re.compile(r'id="stop-seen" value="(\d+)"')
+
+
+async def socket(app, cookie: str, conversation_id):
+    address = urlparse(app.url)
+    return await websockets.connect(
+        f"ws://{address.netloc}/ws/chat/{conversation_id}/",
+        additional_headers={"Cookie": cookie, "Origin": f"http://{address.netloc}"},
+    )
+
+
+async def test_a_tab_on_another_server_watches_and_stops_a_reply(app_servers, fake_openai):
+    server_a, server_b = await sync_to_async(app_servers)(), await sync_to_async(app_servers)()
+    alice = await sync_to_async(make_user)("alice")
+    cookie = await sync_to_async(session_cookie_for)(alice)
+    conversation = await sync_to_async(conversation_create)(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=[f"word{n} " for n in range(200)], delay=0.02))
+    tab_a = await socket(server_a, cookie, conversation.pk)
+    tab_b = await socket(server_b, cookie, conversation.pk)
+
+    await tab_a.send(json.dumps({"action": "send", "message": "go", "conversation": str(conversation.pk)}))
+    shown, seen = "", 0
+    while len(shown.split()) < 5:  # tab B follows the reply written by server A
+        frame = str(await asyncio.wait_for(tab_b.recv(), 10))
+        for text in DELTA.findall(frame):
+            shown += html.unescape(text)
+        seen = int(SEEN.findall(frame)[-1]) if SEEN.search(frame) else seen
+    await tab_b.send(json.dumps({"action": "stop", "conversation": str(conversation.pk), "seen": str(seen)}))
+    while "status-stopped" not in str(await asyncio.wait_for(tab_b.recv(), 10)):
+        pass
+    await tab_a.close()
+    await tab_b.close()
+
+    reply = await Message.objects.aget(conversation=conversation, author="assistant")
+    assert reply.status == Message.Status.STOPPED
+    assert reply.content == shown  # exactly what tab B had on screen
+    assert len(fake_openai.requests) == 1
