@@ -1,4 +1,5 @@
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -16,7 +17,7 @@ class Conversation(models.Model):
     # role must not silently change what an old conversation was built on.
     system_prompt = models.TextField()
     model = models.CharField(max_length=200, blank=True)
-    temperature = models.DecimalField(max_digits=3, decimal_places=2, default=0.7)
+    temperature = models.DecimalField(max_digits=3, decimal_places=2, default=Decimal("0.70"))
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -169,10 +169,13 @@ async def message_send(
     and Conversation.DoesNotExist for a conversation that is not the owner's.
     """
     text = message_clean(content)
-    key = conversation_id_parse(conversation_id)
+    # Ownership first: someone else's conversation is "not found", never "busy", and a
+    # stranger can never hold its reply slot, not even for a moment.
+    conversation = await database_sync_to_async(conversation_get)(
+        owner=owner, conversation_id=conversation_id
+    )
+    key = conversation.pk
     holder = uuid.uuid4().hex
-    # The slot is claimed before the ownership check (one database round trip, not
-    # two); a claim on a conversation that is not the owner's is released at once.
     acquired = await replylog.active_acquire(
         conversation_id=key, holder=holder, ttl=generation.lease_seconds()
     )

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.db import models
 
 
@@ -22,7 +24,7 @@ class Role(models.Model):
         blank=True,
         help_text="Optional model name for this role; empty uses OPENAI_MODEL.",
     )
-    temperature = models.DecimalField(max_digits=3, decimal_places=2, default=0.7)
+    temperature = models.DecimalField(max_digits=3, decimal_places=2, default=Decimal("0.70"))
     is_active = models.BooleanField("active", default=True)
     sort_order = models.PositiveIntegerField(default=100)
     created_at = models.DateTimeField(auto_now_add=True)

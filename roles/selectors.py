@@ -38,3 +38,25 @@ def role_get_active(*, slug: str) -> Role | None:
 def role_get_default() -> Role | None:
     """The role a conversation gets when none is asked for: `assistant`, else the first active."""
     return role_get_active(slug="assistant") or Role.objects.filter(is_active=True).first()
+
+
+# What an export holds and an import accepts, in this order; timestamps are left out.
+ROLE_EXPORT_FIELDS = (
+    "slug",
+    "name",
+    "description",
+    "system_prompt",
+    "model",
+    "temperature",
+    "is_active",
+    "sort_order",
+)
+
+
+def role_export() -> list[dict[str, object]]:
+    """Every role, active or not, in list order, as JSON-ready values.
+
+    The temperature is a string with two decimals ("0.70") so it survives JSON exactly.
+    """
+    rows = Role.objects.order_by("sort_order", "name").values(*ROLE_EXPORT_FIELDS)
+    return [{**row, "temperature": f"{row['temperature']:.2f}"} for row in rows]

@@ -156,7 +156,9 @@ LONG_TOKENS = [f"n{n} " for n in range(40)]
 LONG_TEXT = "".join(LONG_TOKENS)
 
 
-def test_a_reload_mid_reply_continues_without_gap_or_duplicate(live_app, fake_openai, browser, csp_violations):
+def test_a_reload_mid_reply_continues_without_gap_or_duplicate(
+    live_app, fake_openai, browser, csp_violations
+):
     make_user("alice")
     fake_openai.queue_reply(Reply(tokens=LONG_TOKENS, delay=0.08))
     page = open_page(browser, csp_violations)

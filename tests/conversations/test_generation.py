@@ -196,8 +196,7 @@ async def test_a_reply_completes_across_a_redis_restart(alice, builtin_roles, fa
             seen.append(event.text)
 
     watcher = asyncio.create_task(watch())
-    while len(seen) < 3:
-        await asyncio.sleep(0.02)
+    await events_until(exchange.reply.pk, 3)  # a few words are out before the crash
     port = own_redis.port
     own_redis.process.kill()  # as a crash would
     own_redis.stop()

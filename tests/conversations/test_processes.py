@@ -38,7 +38,7 @@ def open_stream(app, token: str, session_id: str, message: str):
 
 
 def read_chunks(response: http.client.HTTPResponse, count: int) -> list[str]:
-    chunks = []
+    chunks: list[str] = []
     while len(chunks) < count:
         line = response.readline().decode()
         if line.startswith("data: "):
@@ -80,7 +80,9 @@ def test_sigterm_mid_reply_saves_the_partial_text_as_interrupted(app_servers, fa
     assert reply.content == "Saved before shutdown"
 
 
-def test_after_a_crash_the_next_start_marks_the_reply_interrupted_with_its_checkpoint(app_servers, fake_openai):
+def test_after_a_crash_the_next_start_marks_the_reply_interrupted_with_its_checkpoint(
+    app_servers, fake_openai
+):
     crash_env = {"CHAT_LEASE_SECONDS": "1", "CHAT_CHECKPOINT_SECONDS": "0.1"}
     app = app_servers(**crash_env)
     _alice, token, conversation = alice_with_conversation()
