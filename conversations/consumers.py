@@ -21,7 +21,7 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 
 from conversations import replylog, services
 from conversations.models import Conversation, Message
-from conversations.selectors import conversation_get, message_streaming
+from conversations.selectors import conversation_get, message_list, message_streaming, turn_versions
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +100,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         reply = messages.get(event["reply_id"])
         if reply is None or event["user_message_id"] not in messages:
             return
-        exchange = services.Exchange(
-            conversation=reply.conversation, user_message=messages[event["user_message_id"]], reply=reply
-        )
-        await self.send_fragment("chat/frames/sent.html", {"exchange": exchange, "created": False})
+        if event.get("replaced"):
+            await self.send_conversation(reply.conversation)
+        else:
+            exchange = services.Exchange(
+                conversation=reply.conversation, user_message=messages[event["user_message_id"]], reply=reply
+            )
+            await self.send_fragment("chat/frames/sent.html", {"exchange": exchange, "created": False})
         self.watch(reply, after=replylog.START)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -125,12 +128,58 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     conversation_id=data.get("conversation"),
                     seen=int(seen) if seen.isdigit() else None,
                 )
+            elif action in {"regenerate", "edit"}:
+                await self.redo(action, data)
+            elif action == "version":
+                await self.choose_version(data)
             else:
                 await self.send_error(_("Unknown action."))
         except services.ChatError as exc:
             await self.send_error(exc.message)
         except Conversation.DoesNotExist:
             await self.send_error(_("This conversation does not exist."))
+
+    async def redo(self, action: str, data: dict[str, Any]) -> None:
+        """Regenerate the last reply, or edit the last message; the old turn stays a version."""
+        if action == "regenerate":
+            exchange = await services.reply_regenerate(
+                owner=self.user, conversation_id=data.get("conversation")
+            )
+        else:
+            exchange = await services.message_edit(
+                owner=self.user, conversation_id=data.get("conversation"), content=data.get("message")
+            )
+        self.watching = exchange.reply.pk
+        await self.send_conversation(exchange.conversation)
+        self.watch(exchange.reply, after=replylog.START)
+
+    async def choose_version(self, data: dict[str, Any]) -> None:
+        reply_id = str(data.get("reply", ""))
+        if not reply_id.isdigit():
+            raise services.ChatError(_("Choose a version."), code="invalid_version")
+        try:
+            chosen = await database_sync_to_async(services.reply_version_select)(
+                owner=self.user, conversation_id=data.get("conversation"), reply_id=int(reply_id)
+            )
+        except Message.DoesNotExist:
+            raise services.ChatError(_("That version does not exist."), code="invalid_version") from None
+        conversation = await database_sync_to_async(conversation_get)(
+            owner=self.user, conversation_id=chosen.conversation_id
+        )
+        await self.send_conversation(conversation)
+
+    async def send_conversation(self, conversation: Conversation) -> None:
+        """Send the whole message list again (after the last turn changed)."""
+
+        def load() -> dict[str, Any]:
+            return {
+                "conversation": conversation,
+                "messages": message_list(conversation=conversation),
+                "versions": turn_versions(conversation=conversation),
+                "streaming": message_streaming(conversation=conversation),
+            }
+
+        await self.send_fragment("chat/frames/messages.html", await database_sync_to_async(load)())
 
     async def send_message(self, data: dict[str, Any]) -> None:
         content = services.message_clean(data.get("message"))
@@ -173,8 +222,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                         "chat/frames/delta.html", {"reply": reply, "text": event.text, "seq": event.seq}
                     )
             finished = await Message.objects.select_related("conversation").aget(pk=reply.pk)
+            versions = await database_sync_to_async(turn_versions)(conversation=finished.conversation)
             await self.send_fragment(
-                "chat/frames/finished.html", {"reply": finished, "conversation": finished.conversation}
+                "chat/frames/finished.html",
+                {"reply": finished, "conversation": finished.conversation, "versions": versions},
             )
         except Message.DoesNotExist:
             pass  # the conversation was deleted while its reply was being written

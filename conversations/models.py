@@ -49,6 +49,14 @@ class Message(models.Model):
     model = models.CharField(max_length=200, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # A turn is one user message and the reply to it (1, 2, 3...). Regenerating or editing
+    # the last turn adds versions of it; the earlier ones are kept, superseded, so the
+    # user can flip back. Superseded messages are neither shown nor sent upstream.
+    turn = models.PositiveIntegerField(default=0)
+    reply_to = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies"
+    )
+    superseded = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -52,7 +53,38 @@ def conversation_get(*, owner: AbstractBaseUser | AnonymousUser, conversation_id
 
 
 def message_list(*, conversation: Conversation) -> list[Message]:
-    return list(conversation.messages.order_by("id"))
+    """The conversation as it stands: earlier versions of the last turn are left out."""
+    return list(conversation.messages.filter(superseded=False).order_by("id"))
+
+
+@dataclass(frozen=True)
+class Versions:
+    """The versions of the conversation's last turn, oldest first, by reply id."""
+
+    reply_ids: list[int]
+    current: int  # index into reply_ids
+
+    @property
+    def previous(self) -> int | None:
+        return self.reply_ids[self.current - 1] if self.current > 0 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.reply_ids[self.current + 1] if self.current + 1 < len(self.reply_ids) else None
+
+
+def turn_versions(*, conversation: Conversation) -> Versions | None:
+    replies = list(
+        conversation.messages.filter(author=Message.Author.ASSISTANT)
+        .order_by("-turn", "id")
+        .values_list("id", "turn", "superseded")[:50]
+    )
+    if not replies:
+        return None
+    last_turn = replies[0][1]
+    versions = [(pk, superseded) for pk, turn, superseded in replies if turn == last_turn]
+    current = next((i for i, (_pk, superseded) in enumerate(versions) if not superseded), len(versions) - 1)
+    return Versions(reply_ids=[pk for pk, _superseded in versions], current=current)
 
 
 def message_streaming(*, conversation: Conversation) -> Message | None:
@@ -81,7 +113,7 @@ def context_history(
     A round starts at a user message and holds the replies to it.
     """
     rounds = settings.CHAT_CONTEXT_ROUNDS if rounds is None else rounds
-    history = conversation.messages.order_by("id")
+    history = conversation.messages.filter(superseded=False).order_by("id")
     if before_id is not None:
         history = history.filter(id__lt=before_id)
     round_starts = list(

@@ -1,5 +1,6 @@
 """Writes to conversations: the one path the chat page, the API and manage.py all call."""
 
+import enum
 import hashlib
 import logging
 import secrets
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -102,6 +104,13 @@ class Exchange:
     conversation: Conversation
     user_message: Message
     reply: Message
+    # True when an earlier version of the last turn was set aside (regenerate, edit).
+    replaced: bool = False
+
+
+class Redo(enum.Enum):
+    REGENERATE = "regenerate"  # a new reply to the last user message
+    EDIT = "edit"  # a new last user message, and a reply to it
 
 
 def _conversation_role_apply(*, conversation: Conversation, role_slug: str) -> None:
@@ -125,38 +134,67 @@ def _conversation_role_apply(*, conversation: Conversation, role_slug: str) -> N
     conversation.save(update_fields=["role", "system_prompt", "model", "temperature", "updated_at"])
 
 
+def _user_message_for(*, conversation: Conversation, content: str, redo: Redo | None) -> tuple[Message, bool]:
+    """The user message the new reply answers, setting aside the last turn for a redo."""
+    current = conversation.messages.filter(superseded=False)
+    last_turn = current.aggregate(last=Max("turn"))["last"] or 0
+    if redo is None:
+        # Saved before the model is called: nothing typed is lost.
+        message = Message.objects.create(
+            conversation=conversation, author=Message.Author.USER, content=content, turn=last_turn + 1
+        )
+        return message, False
+    last = current.filter(turn=last_turn, author=Message.Author.USER).first()
+    if last is None:
+        raise ChatError(_("There is no message to answer again yet."), code="nothing_to_redo")
+    if redo is Redo.REGENERATE:
+        current.filter(turn=last_turn, author=Message.Author.ASSISTANT).update(superseded=True)
+        return last, True
+    current.filter(turn=last_turn).update(superseded=True)
+    edited = Message.objects.create(
+        conversation=conversation, author=Message.Author.USER, content=content, turn=last_turn
+    )
+    return edited, True
+
+
 @transaction.atomic
 def _exchange_create(
-    *, owner: User, conversation_id: object, content: str, holder: str, role_slug: str | None
+    *,
+    owner: User,
+    conversation_id: object,
+    content: str,
+    holder: str,
+    role_slug: str | None,
+    redo: Redo | None,
 ) -> tuple[Exchange, generation.ReplyJob]:
     conversation = conversation_get(owner=owner, conversation_id=conversation_id)
     if role_slug:
         _conversation_role_apply(conversation=conversation, role_slug=role_slug)
-    # The user's message is saved before the model is called: nothing typed is lost.
-    user_message = Message.objects.create(
-        conversation=conversation, author=Message.Author.USER, content=content
-    )
+    user_message, replaced = _user_message_for(conversation=conversation, content=content, redo=redo)
     reply = Message.objects.create(
         conversation=conversation,
         author=Message.Author.ASSISTANT,
         status=Message.Status.STREAMING,
         model=conversation.model or settings.OPENAI_MODEL,
+        turn=user_message.turn,
+        reply_to=user_message,
     )
     if not conversation.title:
-        conversation.title = _title_from(content)
+        conversation.title = _title_from(user_message.content)
     conversation.save(update_fields=["title", "updated_at"])
     job = generation.ReplyJob(
         reply_id=reply.pk,
         conversation_id=conversation.pk,
         messages=[
             *context_history(conversation=conversation, before_id=user_message.pk),
-            ChatMessage(role="user", content=content),
+            ChatMessage(role="user", content=user_message.content),
         ],
         model=conversation.model,
         temperature=float(conversation.temperature),
         holder=holder,
     )
-    return Exchange(conversation=conversation, user_message=user_message, reply=reply), job
+    exchange = Exchange(conversation=conversation, user_message=user_message, reply=reply, replaced=replaced)
+    return exchange, job
 
 
 async def message_send(
@@ -168,7 +206,31 @@ async def message_send(
     for bad input or while another reply in the conversation is still being written,
     and Conversation.DoesNotExist for a conversation that is not the owner's.
     """
-    text = message_clean(content)
+    return await _reply_start(
+        owner=owner, conversation_id=conversation_id, content=message_clean(content), role_slug=role_slug
+    )
+
+
+async def reply_regenerate(*, owner: User, conversation_id: object) -> Exchange:
+    """Answer the last user message again; the previous reply stays as an earlier version."""
+    return await _reply_start(owner=owner, conversation_id=conversation_id, content="", redo=Redo.REGENERATE)
+
+
+async def message_edit(*, owner: User, conversation_id: object, content: object) -> Exchange:
+    """Replace the last user message and answer it; the previous turn stays as an earlier version."""
+    return await _reply_start(
+        owner=owner, conversation_id=conversation_id, content=message_clean(content), redo=Redo.EDIT
+    )
+
+
+async def _reply_start(
+    *,
+    owner: User,
+    conversation_id: object,
+    content: str,
+    role_slug: str | None = None,
+    redo: Redo | None = None,
+) -> Exchange:
     # Ownership first: someone else's conversation is "not found", never "busy", and a
     # stranger can never hold its reply slot, not even for a moment.
     conversation = await database_sync_to_async(conversation_get)(
@@ -185,7 +247,7 @@ async def message_send(
         )
     try:
         exchange, job = await database_sync_to_async(_exchange_create)(
-            owner=owner, conversation_id=key, content=text, holder=holder, role_slug=role_slug
+            owner=owner, conversation_id=key, content=content, holder=holder, role_slug=role_slug, redo=redo
         )
     except BaseException:
         await replylog.active_release(conversation_id=key, holder=holder)
@@ -193,6 +255,21 @@ async def message_send(
     generation.start(job)
     await _announce_reply(exchange)
     return exchange
+
+
+@transaction.atomic
+def reply_version_select(*, owner: User, conversation_id: object, reply_id: int) -> Message:
+    """Show another version of the last turn (a reply and the user message it answers)."""
+    conversation = conversation_get(owner=owner, conversation_id=conversation_id)
+    chosen = conversation.messages.select_related("reply_to").get(
+        pk=reply_id, author=Message.Author.ASSISTANT
+    )
+    last_turn = conversation.messages.aggregate(last=Max("turn"))["last"]
+    if chosen.turn != last_turn or chosen.status == Message.Status.STREAMING:
+        raise ChatError(_("Only the last reply's versions can be chosen."), code="not_last_turn")
+    conversation.messages.filter(turn=last_turn).update(superseded=True)
+    conversation.messages.filter(pk__in=[chosen.pk, chosen.reply_to_id]).update(superseded=False)
+    return chosen
 
 
 def conversation_group(conversation_id: object) -> str:
@@ -213,6 +290,7 @@ async def _announce_reply(exchange: Exchange) -> None:
                 "type": "reply.started",
                 "user_message_id": exchange.user_message.pk,
                 "reply_id": exchange.reply.pk,
+                "replaced": exchange.replaced,
             },
         )
     except Exception as exc:  # a missed notification must never fail the message

@@ -13,7 +13,13 @@ from django_htmx.middleware import HtmxDetails
 
 from conversations import replylog, services
 from conversations.models import Conversation
-from conversations.selectors import conversation_get, conversation_list, message_list, message_streaming
+from conversations.selectors import (
+    conversation_get,
+    conversation_list,
+    message_list,
+    message_streaming,
+    turn_versions,
+)
 from roles.selectors import role_list_active
 
 
@@ -36,6 +42,7 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
             "streaming": streaming,
             "streaming_text": streaming_text,
             "roles": role_list_active(),
+            "versions": turn_versions(conversation=conversation) if conversation else None,
         },
     )
 

@@ -45,6 +45,17 @@
   });
 
   document.addEventListener("click", function (event) {
+    var copy = event.target.closest && event.target.closest("button.copy");
+    if (copy) {
+      var source = document.querySelector(copy.dataset.copy);
+      if (source && navigator.clipboard) {
+        navigator.clipboard.writeText(source.innerText).then(function () {
+          copy.classList.add("copied");
+          window.setTimeout(function () { copy.classList.remove("copied"); }, 1500);
+        });
+      }
+      return;
+    }
     var card = event.target.closest && event.target.closest(".role-card");
     if (card) {
       var select = document.getElementById("role-select");

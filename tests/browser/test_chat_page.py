@@ -26,7 +26,7 @@ def test_chat_with_the_teacher_streams_and_survives_a_reload(live_app, fake_open
     page.keyboard.press("Enter")
 
     # The user's bubble appears at once, and the reply arrives token by token.
-    expect(page.locator(".msg-user")).to_have_text("What is photosynthesis?")
+    expect(page.locator(".msg-user .msg-body")).to_have_text("What is photosynthesis?")
     streaming = page.locator(".msg-assistant.status-streaming .stream-text")
     expect(streaming).to_contain_text("turns")
     partial = streaming.inner_text()
@@ -43,7 +43,7 @@ def test_chat_with_the_teacher_streams_and_survives_a_reload(live_app, fake_open
 
     page.reload()
 
-    expect(page.locator(".msg-user")).to_have_text("What is photosynthesis?")
+    expect(page.locator(".msg-user .msg-body")).to_have_text("What is photosynthesis?")
     expect(page.locator(".msg-assistant .markdown")).to_have_text("Photosynthesis turns light into sugar.")
     expect(page.locator(f"#conv-{conversation.pk}")).to_contain_text("What is photosynthesis?")
     assert csp_violations == []
@@ -83,7 +83,7 @@ def test_shift_enter_is_a_new_line_and_ime_enter_does_not_send(
     assert box.input_value() == "line one\nline two"
     assert Message.objects.count() == 0
     box.press("Enter")
-    expect(page.locator(".msg-user")).to_have_text("line one\nline two")
+    expect(page.locator(".msg-user .msg-body")).to_have_text("line one\nline two")
 
 
 def test_a_provider_error_is_shown_and_the_message_kept(live_app, fake_openai, browser, csp_violations):
@@ -97,7 +97,7 @@ def test_a_provider_error_is_shown_and_the_message_kept(live_app, fake_openai, b
     page.keyboard.press("Enter")
 
     expect(page.locator(".msg-assistant .msg-error")).to_contain_text("HTTP 503")
-    expect(page.locator(".msg-user")).to_have_text("Are you there?")
+    expect(page.locator(".msg-user .msg-body")).to_have_text("Are you there?")
     assert Message.objects.get(author="assistant").status == "error"
     expect(page.locator("#message-input")).to_be_enabled()
 
@@ -117,7 +117,7 @@ def test_conversations_are_reopened_renamed_and_deleted_from_the_sidebar(
     first, second = Conversation.objects.order_by("created_at")
 
     page.click(f"#conv-{first.pk} a")
-    expect(page.locator(".msg-user")).to_have_text("First chat")
+    expect(page.locator(".msg-user .msg-body")).to_have_text("First chat")
 
     page.click(f"#conv-{first.pk} summary")
     page.fill(f"#conv-{first.pk} input[name=title]", "Renamed chat")
@@ -198,3 +198,36 @@ def test_stop_keeps_the_text_on_screen(live_app, fake_openai, browser, csp_viola
     assert LONG_TEXT.startswith(saved.content) and "n5 " in saved.content and saved.content != LONG_TEXT
     expect(page.locator(".msg-assistant .markdown")).to_have_text(saved.content.strip())
     expect(page.locator("#message-input")).to_be_enabled()
+
+
+def test_regenerate_edit_and_flip_between_versions(live_app, fake_openai, browser, csp_violations):
+    make_user("alice")
+    fake_openai.queue_reply(Reply(tokens=["Version", " one"]))
+    fake_openai.queue_reply(Reply(tokens=["Version", " two"]))
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+    page.fill("#message-input", "Tell me something")
+    page.keyboard.press("Enter")
+    reply = page.locator(".msg-assistant.status-complete .msg-body")
+    expect(reply).to_have_text("Version one")
+
+    page.click(".msg-assistant .regenerate")
+
+    expect(reply).to_have_text("Version two")
+    expect(page.locator(".version-count")).to_have_text("2 / 2")
+    page.click(".versions button[aria-label='Previous version']")
+    expect(reply).to_have_text("Version one")
+    expect(page.locator(".version-count")).to_have_text("1 / 2")
+
+    page.click(".msg-edit summary")
+    page.fill(".msg-edit textarea", "Tell me something else")
+    page.click(".msg-edit button[type=submit]")
+
+    expect(page.locator(".msg-user .msg-body")).to_have_text("Tell me something else")
+    expect(reply).to_have_text("Echo: Tell me something else")
+    page.reload()
+    expect(page.locator(".msg-user .msg-body")).to_have_text("Tell me something else")
+    expect(page.locator(".version-count")).to_have_text("3 / 3")  # the edit is a third version
+    page.click(".versions button[aria-label='Previous version']")
+    expect(page.locator(".msg-user .msg-body")).to_have_text("Tell me something")
+    assert csp_violations == []

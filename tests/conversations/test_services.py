@@ -1,15 +1,20 @@
 import asyncio
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 
 from conversations import replylog
 from conversations.models import Conversation, Message
+from conversations.selectors import message_list, turn_versions
 from conversations.services import (
     ChatError,
     conversation_create,
+    message_edit,
     message_send,
+    reply_regenerate,
     reply_stop,
+    reply_version_select,
 )
 from roles.models import Role
 from tests.conftest import wait_for_reply
@@ -210,3 +215,99 @@ async def test_the_first_message_titles_the_conversation(alice, builtin_roles, f
     await send(alice, conversation, "How do   rainbows form?")
 
     assert (await Conversation.objects.aget(pk=conversation.pk)).title == "How do rainbows form?"
+
+
+# --- Regenerate, edit, versions -------------------------------------------------------
+
+
+async def test_regenerate_answers_the_last_message_again_and_keeps_the_old_reply(
+    alice, builtin_roles, fake_openai
+):
+    conversation = await acreate(owner=alice)
+    await send(alice, conversation, "first")
+    fake_openai.queue_reply(Reply(tokens=["Old", " answer"]))
+    old, _ = await send(alice, conversation, "second")
+    fake_openai.queue_reply(Reply(tokens=["New", " answer"]))
+
+    exchange = await reply_regenerate(owner=alice, conversation_id=conversation.pk)
+    new = await wait_for_reply(exchange.reply.pk)
+
+    assert new.content == "New answer"
+    assert exchange.user_message.pk == old.user_message.pk
+    assert fake_openai.last_messages()[1:] == [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "Echo: first"},
+        {"role": "user", "content": "second"},
+    ]
+    shown = await sync_to_async(message_list)(conversation=conversation)
+    assert [m.content for m in shown] == ["first", "Echo: first", "second", "New answer"]
+    kept = await Message.objects.aget(pk=old.reply.pk)
+    assert (kept.content, kept.superseded) == ("Old answer", True)
+
+
+async def test_edit_replaces_the_last_message_and_keeps_the_old_turn(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    await send(alice, conversation, "first")
+    before, _ = await send(alice, conversation, "secnod")
+
+    exchange = await message_edit(owner=alice, conversation_id=conversation.pk, content="second")
+    await wait_for_reply(exchange.reply.pk)
+
+    assert fake_openai.last_messages()[-1] == {"role": "user", "content": "second"}
+    assert len(fake_openai.last_messages()) == 4  # the typo turn is not sent upstream
+    shown = await sync_to_async(message_list)(conversation=conversation)
+    assert [m.content for m in shown] == ["first", "Echo: first", "second", "Echo: second"]
+    assert (await Message.objects.aget(pk=before.user_message.pk)).superseded
+
+
+async def test_flipping_back_to_an_earlier_version_restores_it(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=["version one"]))
+    first, _ = await send(alice, conversation, "question")
+    fake_openai.queue_reply(Reply(tokens=["version two"]))
+    await wait_for_reply((await reply_regenerate(owner=alice, conversation_id=conversation.pk)).reply.pk)
+
+    await sync_to_async(reply_version_select)(
+        owner=alice, conversation_id=conversation.pk, reply_id=first.reply.pk
+    )
+
+    shown = await sync_to_async(message_list)(conversation=conversation)
+    assert [m.content for m in shown] == ["question", "version one"]
+    versions = await sync_to_async(turn_versions)(conversation=conversation)
+    assert versions is not None and (len(versions.reply_ids), versions.current) == (2, 0)
+    await send(alice, conversation, "next")
+    assert [m["content"] for m in fake_openai.last_messages()[1:]] == ["question", "version one", "next"]
+
+
+async def test_regenerate_while_a_reply_runs_is_refused(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=["slow"], hang_after_tokens=1))
+    running = await message_send(owner=alice, conversation_id=conversation.pk, content="one")
+
+    with pytest.raises(ChatError) as refused:
+        await reply_regenerate(owner=alice, conversation_id=conversation.pk)
+
+    assert refused.value.code == "reply_in_progress"
+    await reply_stop(owner=alice, conversation_id=conversation.pk)
+    await wait_for_reply(running.reply.pk)
+
+
+async def test_regenerate_with_nothing_to_answer_is_refused(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+
+    with pytest.raises(ChatError) as refused:
+        await reply_regenerate(owner=alice, conversation_id=conversation.pk)
+
+    assert refused.value.code == "nothing_to_redo"
+    assert await Message.objects.acount() == 0
+
+
+async def test_only_the_last_turns_versions_can_be_chosen(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    first, _ = await send(alice, conversation, "one")
+    await send(alice, conversation, "two")
+
+    with pytest.raises(ChatError):
+        await sync_to_async(reply_version_select)(
+            owner=alice, conversation_id=conversation.pk, reply_id=first.reply.pk
+        )
