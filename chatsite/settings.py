@@ -239,6 +239,15 @@ CHAT_CHECKPOINT_SECONDS = env_float("CHAT_CHECKPOINT_SECONDS", 10.0)
 # How long a finished reply's event log stays in Redis for late watchers.
 CHAT_STREAM_TTL = env_int("CHAT_STREAM_TTL", 600)
 
+# --- Limits (per user; a user's own limits can be set in the admin). 0 = no limit.
+CHAT_LIMIT_MESSAGES_PER_MINUTE = env_int("CHAT_LIMIT_MESSAGES_PER_MINUTE", 20)
+CHAT_LIMIT_CONCURRENT_REPLIES = env_int("CHAT_LIMIT_CONCURRENT_REPLIES", 3)
+CHAT_LIMIT_DAILY_TOKENS = env_int("CHAT_LIMIT_DAILY_TOKENS", 500_000)
+# Failed sign-ins allowed per client IP and per account within the window.
+SIGNIN_LIMIT_PER_IP = env_int("SIGNIN_LIMIT_PER_IP", 20)
+SIGNIN_LIMIT_PER_ACCOUNT = env_int("SIGNIN_LIMIT_PER_ACCOUNT", 8)
+SIGNIN_LIMIT_WINDOW_SECONDS = env_int("SIGNIN_LIMIT_WINDOW_SECONDS", 900)
+
 # --- Security --------------------------------------------------------------
 SECURE_CSP = {
     "default-src": [CSP.SELF],

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from conversations import services
-from conversations.models import ApiToken
+from conversations.models import ApiToken, UserLimit
 
 
 @admin.register(ApiToken)
@@ -42,3 +42,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
         for token in queryset:
             services.api_token_revoke(token_id=token.pk)
         self.message_user(request, f"{queryset.count()} token(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(UserLimit)
+class UserLimitAdmin(admin.ModelAdmin):
+    list_display = ["user", "messages_per_minute", "concurrent_replies", "daily_tokens"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    autocomplete_fields = ["user"]

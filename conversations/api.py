@@ -31,7 +31,7 @@ Handler = Callable[[HttpRequest, AbstractBaseUser, dict[str, Any]], Awaitable[Ht
 
 PREVIEW_CHARS = 120
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-STATUS_FOR_CODE = {"message_too_long": 413, "reply_in_progress": 409}
+STATUS_FOR_CODE = {"message_too_long": 413, "reply_in_progress": 409, "rate_limited": 429}
 
 
 class ApiError(Exception):
@@ -121,7 +121,10 @@ def api_view(*methods: str) -> Callable[[Handler], Callable[..., Any]]:
             except ApiError as exc:
                 return error_response(exc.status, exc.code, exc.message)
             except services.ChatError as exc:
-                return error_response(STATUS_FOR_CODE.get(exc.code, 400), exc.code, exc.message)
+                response = error_response(STATUS_FOR_CODE.get(exc.code, 400), exc.code, exc.message)
+                if exc.retry_after is not None:
+                    response["Retry-After"] = str(exc.retry_after)
+                return response
             except Conversation.DoesNotExist:
                 return error_response(404, "not_found", _("No such conversation."))
             except RequestDataTooBig:

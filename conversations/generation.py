@@ -19,7 +19,7 @@ from django.db import close_old_connections
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
-from conversations import llm, replylog
+from conversations import limits, llm, replylog
 from conversations.models import Message
 
 logger = logging.getLogger(__name__)
@@ -35,8 +35,10 @@ class ReplyJob:
     messages: list[llm.ChatMessage]
     model: str
     temperature: float | None
-    # The token that holds the conversation's reply slot (replylog.active_acquire).
+    # The token that holds the conversation's reply slot (replylog.active_acquire)
+    # and the reply's place among its user's concurrent replies (limits).
     holder: str
+    user_id: int
 
 
 def lease_seconds() -> int:
@@ -167,6 +169,7 @@ class _Reply:
             await replylog.active_refresh(
                 conversation_id=self.job.conversation_id, holder=self.job.holder, ttl=lease_seconds()
             )
+            await limits.reply_renew(user_id=self.job.user_id, holder=self.job.holder, lease=lease_seconds())
         except RedisError:
             return None
         return request
@@ -245,6 +248,13 @@ async def run(job: ReplyJob) -> None:
     await _finish(reply, status, error, usage)
 
 
+def _tokens(job: ReplyJob, reply: _Reply, usage: llm.Usage | None) -> int:
+    if usage is not None:
+        return usage.prompt_tokens + usage.completion_tokens
+    prompt = "".join(message.content for message in job.messages)
+    return limits.estimate_tokens(prompt) + limits.estimate_tokens(reply.text)
+
+
 async def _finish(reply: _Reply, status: str, error: str, usage: llm.Usage | None) -> None:
     job = reply.job
     try:
@@ -259,6 +269,7 @@ async def _finish(reply: _Reply, status: str, error: str, usage: llm.Usage | Non
                 reply.seq += 1
             await replylog.append_end(reply_id=job.reply_id, seq=reply.seq + 1, status=status, error=error)
             await replylog.active_release(conversation_id=job.conversation_id, holder=job.holder)
+            await limits.reply_done(user_id=job.user_id, holder=job.holder, tokens=_tokens(job, reply, usage))
         except RedisError as exc:
             # The lease expires by itself; the saved reply is what counts.
             logger.warning("Reply %s: could not publish its end (%r)", job.reply_id, exc)

@@ -90,3 +90,20 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class UserLimit(models.Model):
+    """One user's own limits; an empty field means the site's setting applies."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_limit")
+    messages_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="0 = no limit.")
+    concurrent_replies = models.PositiveIntegerField(null=True, blank=True, help_text="0 = no limit.")
+    daily_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Tokens a day (UTC), prompt and reply. 0 = no limit."
+    )
+
+    class Meta:
+        verbose_name = "user limit"
+
+    def __str__(self) -> str:
+        return f"Limits of {self.user}"

@@ -18,7 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conversations import generation, replylog
+from conversations import generation, limits, replylog
 from conversations.llm import ChatMessage, Usage
 from conversations.models import ApiToken, Conversation, Message
 from conversations.selectors import context_history, conversation_get, conversation_id_parse
@@ -33,10 +33,11 @@ TITLE_MAX_CHARS = 60
 class ChatError(Exception):
     """A user mistake or a refused request; `message` is shown to the user as is."""
 
-    def __init__(self, message: str, *, code: str) -> None:
+    def __init__(self, message: str, *, code: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.retry_after = retry_after  # seconds, for limits
 
 
 def _owner_id(owner: User) -> int:
@@ -192,6 +193,7 @@ def _exchange_create(
         model=conversation.model,
         temperature=float(conversation.temperature),
         holder=holder,
+        user_id=conversation.owner_id,
     )
     exchange = Exchange(conversation=conversation, user_message=user_message, reply=reply, replaced=replaced)
     return exchange, job
@@ -237,20 +239,38 @@ async def _reply_start(
         owner=owner, conversation_id=conversation_id
     )
     key = conversation.pk
+    user_id = _owner_id(owner)
     holder = uuid.uuid4().hex
-    acquired = await replylog.active_acquire(
-        conversation_id=key, holder=holder, ttl=generation.lease_seconds()
-    )
-    if not acquired:
-        raise ChatError(
-            _("A reply is still being written. Wait for it, or stop it first."), code="reply_in_progress"
-        )
+    user_limits = await database_sync_to_async(limits.limits_for)(user_id=user_id)
     try:
-        exchange, job = await database_sync_to_async(_exchange_create)(
-            owner=owner, conversation_id=key, content=content, holder=holder, role_slug=role_slug, redo=redo
+        await limits.reply_admit(
+            user_id=user_id, limits=user_limits, holder=holder, lease=generation.lease_seconds()
         )
+    except limits.LimitExceeded as exc:
+        raise ChatError(exc.message, code="rate_limited", retry_after=exc.retry_after) from None
+    try:
+        acquired = await replylog.active_acquire(
+            conversation_id=key, holder=holder, ttl=generation.lease_seconds()
+        )
+        if not acquired:
+            raise ChatError(
+                _("A reply is still being written. Wait for it, or stop it first."), code="reply_in_progress"
+            )
+        try:
+            exchange, job = await database_sync_to_async(_exchange_create)(
+                owner=owner,
+                conversation_id=key,
+                content=content,
+                holder=holder,
+                role_slug=role_slug,
+                redo=redo,
+            )
+        except BaseException:
+            await replylog.active_release(conversation_id=key, holder=holder)
+            raise
     except BaseException:
-        await replylog.active_release(conversation_id=key, holder=holder)
+        # Refused or failed: the reply never ran, so it holds no place among the user's replies.
+        await limits.reply_done(user_id=user_id, holder=holder, tokens=0)
         raise
     generation.start(job)
     await _announce_reply(exchange)

@@ -1,17 +1,20 @@
 """The chat pages and their htmx fragments. Thin: each view calls a selector or service."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.contrib.auth.models import User
+from django.contrib.auth.views import LoginView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from conversations import replylog, services
+from conversations import limits, replylog, services
 from conversations.models import Conversation
 from conversations.selectors import (
     conversation_get,
@@ -106,3 +109,28 @@ def signup(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("chat:home")
     return render(request, "registration/signup.html", {"form": form})
+
+
+class SignInView(LoginView):
+    """Django's sign-in, with failed attempts limited per client IP and per account."""
+
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            limits.signin_check(ip=_client_ip(request), username=request.POST.get("username", ""))
+        except limits.LimitExceeded as exc:
+            response = self.render_to_response(self.get_context_data(throttled=exc.message))
+            response.status_code = 429
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        limits.signin_failed(ip=_client_ip(self.request), username=self.request.POST.get("username", ""))
+        return super().form_invalid(form)
+
+
+def _client_ip(request: HttpRequest) -> str:
+    # Behind a reverse proxy, run daphne with --proxy-headers so this is the client's address.
+    return str(request.META.get("REMOTE_ADDR") or "unknown")

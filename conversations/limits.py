@@ -1,0 +1,197 @@
+"""Per-user limits and sign-in throttling, counted atomically in Redis.
+
+- messages per minute, replies being written at once, and tokens per day (UTC) per
+  user: the site's settings, overridden per user in the admin (UserLimit);
+- failed sign-ins per client IP and per account.
+
+Every check-and-count is one Lua script, so two requests at the same instant cannot
+both slip under a limit. A refused request writes nothing else: the user's text stays
+in their input box or their API client.
+"""
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+
+from conversations import replylog
+from conversations.models import UserLimit
+
+
+@dataclass(frozen=True)
+class Limits:
+    """0 means no limit."""
+
+    messages_per_minute: int
+    concurrent_replies: int
+    daily_tokens: int
+
+
+class LimitExceeded(Exception):
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = max(1, retry_after)
+
+
+def limits_for(*, user_id: int) -> Limits:
+    override = UserLimit.objects.filter(user_id=user_id).first()
+
+    def pick(field: str, default: int) -> int:
+        value = getattr(override, field, None) if override else None
+        return default if value is None else int(value)
+
+    return Limits(
+        messages_per_minute=pick("messages_per_minute", settings.CHAT_LIMIT_MESSAGES_PER_MINUTE),
+        concurrent_replies=pick("concurrent_replies", settings.CHAT_LIMIT_CONCURRENT_REPLIES),
+        daily_tokens=pick("daily_tokens", settings.CHAT_LIMIT_DAILY_TOKENS),
+    )
+
+
+def _keys(user_id: int) -> tuple[str, str, str]:
+    today = timezone.now().date().isoformat()
+    return (
+        f"chatsite:limits:{user_id}:minute",
+        f"chatsite:limits:{user_id}:replies",
+        f"chatsite:limits:{user_id}:tokens:{today}",
+    )
+
+
+def _seconds_to_midnight() -> int:
+    now = timezone.now()
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    return int((midnight - now).total_seconds()) + 1
+
+
+_ADMIT = """
+local now = tonumber(ARGV[1])
+local per_minute, concurrent, daily = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if daily > 0 and tonumber(redis.call('get', KEYS[3]) or '0') >= daily then
+  return {'tokens', 0}
+end
+redis.call('zremrangebyscore', KEYS[2], '-inf', now)
+if concurrent > 0 and redis.call('zcard', KEYS[2]) >= concurrent then
+  local first = redis.call('zrange', KEYS[2], 0, 0, 'WITHSCORES')
+  return {'concurrent', math.ceil(tonumber(first[2]) - now)}
+end
+if per_minute > 0 then
+  local count = redis.call('incr', KEYS[1])
+  if count == 1 then redis.call('expire', KEYS[1], 60) end
+  if count > per_minute then return {'minute', redis.call('ttl', KEYS[1])} end
+end
+redis.call('zadd', KEYS[2], now + tonumber(ARGV[6]), ARGV[5])
+redis.call('expire', KEYS[2], tonumber(ARGV[6]))
+return {'ok', 0}
+"""
+
+
+async def reply_admit(*, user_id: int, limits: Limits, holder: str, lease: int) -> None:
+    """Count a new message and its reply against the user's limits, or raise LimitExceeded."""
+    verdict, wait = cast(
+        Any,
+        await replylog.client().eval(
+            _ADMIT,
+            3,
+            *_keys(user_id),
+            time.time(),
+            limits.messages_per_minute,
+            limits.concurrent_replies,
+            limits.daily_tokens,
+            holder,
+            lease,
+        ),
+    )
+    verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
+    if verdict == "ok":
+        return
+    if verdict == "tokens":
+        raise LimitExceeded(
+            _("You have used today's token quota (%(quota)s). It resets at midnight UTC.")
+            % {"quota": limits.daily_tokens},
+            retry_after=_seconds_to_midnight(),
+        )
+    if verdict == "concurrent":
+        raise LimitExceeded(
+            _("You already have %(count)s replies being written. Wait for one to finish.")
+            % {"count": limits.concurrent_replies},
+            retry_after=int(wait),
+        )
+    raise LimitExceeded(
+        _("You are sending messages too quickly (%(count)s a minute). Try again in %(seconds)s s.")
+        % {"count": limits.messages_per_minute, "seconds": int(wait)},
+        retry_after=int(wait),
+    )
+
+
+async def reply_renew(*, user_id: int, holder: str, lease: int) -> None:
+    """A reply still being written keeps its place among the user's concurrent replies."""
+    await replylog.client().zadd(_keys(user_id)[1], {holder: time.time() + lease}, xx=True)
+
+
+async def reply_done(*, user_id: int, holder: str, tokens: int) -> None:
+    """Free the reply's place and count its tokens against today's quota."""
+    _minute, replies, daily = _keys(user_id)
+    async with replylog.client().pipeline(transaction=True) as pipe:
+        pipe.zrem(replies, holder)
+        if tokens > 0:
+            pipe.incrby(daily, tokens)
+            pipe.expire(daily, 2 * 24 * 3600)
+        await pipe.execute()
+
+
+def tokens_used_today(*, user_id: int) -> int:
+    return int(get_redis_connection("default").get(_keys(user_id)[2]) or 0)
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token: used when the provider does not report usage."""
+    return (len(text) + 3) // 4
+
+
+# --- Sign-in throttling ---------------------------------------------------------------
+
+_FAILURE = """
+local count = redis.call('incr', KEYS[1])
+if count == 1 then redis.call('expire', KEYS[1], tonumber(ARGV[1])) end
+return count
+"""
+
+
+def _signin_keys(*, ip: str, username: str) -> list[str]:
+    return [f"chatsite:signin:ip:{ip}", f"chatsite:signin:user:{username.strip().lower()}"]
+
+
+def signin_check(*, ip: str, username: str) -> None:
+    """Raise LimitExceeded while this IP or this account has too many recent failures.
+
+    With Redis unreachable, sign-in stays possible: an outage must not lock everyone out.
+    """
+    connection = get_redis_connection("default")
+    limits = [settings.SIGNIN_LIMIT_PER_IP, settings.SIGNIN_LIMIT_PER_ACCOUNT]
+    for key, limit in zip(_signin_keys(ip=ip, username=username), limits, strict=True):
+        try:
+            failures = int(connection.get(key) or 0)
+            wait = int(connection.ttl(key)) if limit and failures >= limit else 0
+        except RedisError:
+            return
+        if limit and failures >= limit:
+            raise LimitExceeded(
+                _("Too many failed sign-ins. Try again in %(minutes)s minute(s).")
+                % {"minutes": max(1, (wait + 59) // 60)},
+                retry_after=wait,
+            )
+
+
+def signin_failed(*, ip: str, username: str) -> None:
+    connection = get_redis_connection("default")
+    try:
+        for key in _signin_keys(ip=ip, username=username):
+            connection.eval(_FAILURE, 1, key, settings.SIGNIN_LIMIT_WINDOW_SECONDS)
+    except RedisError:
+        pass  # see signin_check
