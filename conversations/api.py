@@ -108,6 +108,10 @@ def api_view(*methods: str) -> Callable[[Handler], Callable[..., Any]]:
             user, by_token = await _authenticate(request)
             if user is None:
                 return error_response(401, "unauthenticated", _("Sign in or send a valid API token."))
+            if not by_token and request.headers.get("Sec-Fetch-Site") == "cross-site":
+                # A cookie call from another site's page: GET /chat/stream starts a reply,
+                # so even a "safe" method must not run on another site's say-so.
+                return error_response(403, "cross_site", _("Cross-site requests are not accepted."))
             if not by_token and request.method in UNSAFE_METHODS and _csrf_rejected(request):
                 return error_response(
                     403, "csrf_failed", _("CSRF check failed: send the X-CSRFToken header.")

@@ -267,9 +267,11 @@ async def _finish(reply: _Reply, status: str, error: str, usage: llm.Usage | Non
             if reply.log_lost:
                 await replylog.append_reset(reply_id=job.reply_id, seq=reply.seq + 1, text=reply.text)
                 reply.seq += 1
-            await replylog.append_end(reply_id=job.reply_id, seq=reply.seq + 1, status=status, error=error)
-            await replylog.active_release(conversation_id=job.conversation_id, holder=job.holder)
+            # Free the slot and count the tokens before announcing the end: a client that
+            # sends its next message the moment it sees the end must find them settled.
             await limits.reply_done(user_id=job.user_id, holder=job.holder, tokens=_tokens(job, reply, usage))
+            await replylog.active_release(conversation_id=job.conversation_id, holder=job.holder)
+            await replylog.append_end(reply_id=job.reply_id, seq=reply.seq + 1, status=status, error=error)
         except RedisError as exc:
             # The lease expires by itself; the saved reply is what counts.
             logger.warning("Reply %s: could not publish its end (%r)", job.reply_id, exc)

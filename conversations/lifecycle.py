@@ -41,6 +41,26 @@ async def reap_forever() -> None:
 _reaper: "asyncio.Task[None] | None" = None
 
 
+def _close_oversized_frames_politely() -> None:
+    """Make daphne answer a frame over its 1 MiB limit with close code 1009.
+
+    Autobahn, under daphne, drops the TCP connection on a protocol violation by
+    default (failByDrop), so a client only sees 1006 and cannot tell why.
+    """
+    from daphne.ws_protocol import WebSocketFactory
+
+    if getattr(WebSocketFactory, "_chatsite_closes_politely", False):
+        return
+    original_init = WebSocketFactory.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.setProtocolOptions(failByDrop=False)
+
+    WebSocketFactory.__init__ = init
+    WebSocketFactory._chatsite_closes_politely = True
+
+
 def install_daphne_hooks() -> None:
     """Hook into Twisted's start and shutdown when this process runs under daphne."""
     if "twisted.internet.reactor" not in sys.modules:
@@ -59,5 +79,6 @@ def install_daphne_hooks() -> None:
             _reaper.cancel()
         return defer.Deferred.fromFuture(asyncio.ensure_future(generation.shutdown()))
 
+    _close_oversized_frames_politely()
     reactor.callWhenRunning(start_reaper)
     reactor.addSystemEventTrigger("before", "shutdown", save_running_replies)

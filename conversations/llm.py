@@ -198,10 +198,13 @@ async def chat_stream(
                         received_text = True
                         yield choice.delta.content
     except openai.OpenAIError as exc:
-        logger.warning("Upstream model call failed: %r", exc)
+        # Not the exception itself: a provider's error body can echo the API key.
+        logger.warning(
+            "Upstream model call failed: %s (HTTP %s)", type(exc).__name__, getattr(exc, "status_code", "-")
+        )
         raise ProviderError(_error_message(exc), interrupted=received_text) from exc
     except Exception as exc:  # the transport raises its own errors when a stream breaks
-        logger.warning("Upstream stream broke: %r", exc)
+        logger.warning("Upstream stream broke: %s", type(exc).__name__)
         raise ProviderError(
             _("The connection to the model broke off. The reply is incomplete."),
             interrupted=received_text,

@@ -885,3 +885,16 @@ def test_a_live_stream_arrives_event_by_event(live_app, fake_openai):
     assert ids == sorted(set(ids))
     # The first chunk was read while the model was still writing, not with the end.
     assert events[-1][2] - events[0][2] >= 0.1
+
+
+def test_a_cookie_call_from_another_site_is_refused(client, alice, builtin_roles, fake_openai):
+    conversation = conversation_create(owner=alice)
+    client.force_login(alice)
+
+    response = client.get(
+        f"/chat/stream?session_id={conversation.pk}&message=hi", headers={"Sec-Fetch-Site": "cross-site"}
+    )
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "cross_site"
+    assert not Message.objects.filter(conversation=conversation).exists()

