@@ -21,6 +21,10 @@ def signup_enabled() -> bool:
     return bool(settings.CHATSITE_SIGNUP_ENABLED)
 
 
+def local_model_in_use() -> bool:
+    return bool(settings.CHATSITE_LOCAL_MODEL_IN_USE)
+
+
 def max_chars() -> int:
     return int(settings.CHAT_MAX_MESSAGE_CHARS)
 
@@ -37,6 +41,7 @@ def environment(**options: Any) -> Environment:
             "get_language": translation.get_language,
             "signup_enabled": signup_enabled,
             "max_chars": max_chars,
+            "local_model_in_use": local_model_in_use,
         }
     )
     env.filters["markdown"] = render_markdown

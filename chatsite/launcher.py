@@ -7,12 +7,16 @@ and the web page share live replies.
 """
 
 import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import redis as redis_client
+from dotenv import load_dotenv
 
 from chatsite.embedded_redis import EmbeddedRedis
+from chatsite.local_model import LocalModelServer, LocalModelUnavailable, start_local_model
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -51,11 +55,12 @@ def _banner(redis_label: str) -> str:
     from conversations.llm import provider_get
 
     provider = provider_get()
-    model = (
-        f"{provider.model} at {provider.base_url}"
-        if provider
-        else "none configured - set OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL in .env"
-    )
+    if settings.CHATSITE_LOCAL_MODEL_IN_USE and provider:
+        model = f"{provider.model} at {provider.base_url}: {LOCAL_MODEL_NOTE}"
+    elif provider:
+        model = f"{provider.model} at {provider.base_url}"
+    else:
+        model = "none configured - set OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL in .env"
     url = f"http://{settings.API_HOST}:{settings.API_PORT}/"
     return "\n".join(
         [
@@ -104,7 +109,54 @@ def manage(args: list[str]) -> int:
     return 0
 
 
+LOCAL_MODEL_NOTE = (
+    "a tiny local model, for trying Chatsite out (weak answers). For a real assistant set "
+    "OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (Ollama, vLLM, LM Studio...) in .env"
+)
+
+
+def _build_progress() -> Callable[[str], None]:
+    """Print the first build's progress: each new percentage once, and every other line."""
+    last = ""
+
+    def show(line: str) -> None:
+        nonlocal last
+        match = re.match(r"\[\s*(\d+)%\]", line)
+        if match is None:
+            print(f"  {line}", flush=True)
+        elif match.group(1) != last:
+            last = match.group(1)
+            print(f"  building llama-server: {last}%", flush=True)
+
+    return show
+
+
+def _start_local_model() -> LocalModelServer | None:
+    """With no provider configured, the built-in tiny model, through the same SDK path."""
+    if os.environ.get("OPENAI_BASE_URL", "").strip() or os.environ.get("OPENAI_API_KEY", "").strip():
+        return None
+    if os.environ.get("CHATSITE_LOCAL_MODEL", "on").strip().lower() in {"off", "false", "0", "no"}:
+        return None
+    print("No OPENAI_BASE_URL or OPENAI_API_KEY set: starting the built-in local model ...", flush=True)
+    try:
+        server = start_local_model(_build_progress())
+    except LocalModelUnavailable as exc:
+        print(f"  No local model is available: {exc.reason}", flush=True)
+        print("  Chatsite runs without a model; set OPENAI_API_KEY or OPENAI_BASE_URL in .env.", flush=True)
+        return None
+    os.environ.update(
+        {
+            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_API_KEY": server.api_key,
+            "OPENAI_MODEL": server.model,
+            "CHATSITE_LOCAL_MODEL_IN_USE": "true",
+        }
+    )
+    return server
+
+
 def serve() -> int:
+    local_model = _start_local_model()
     redis: EmbeddedRedis | None = None
     if os.environ.get("REDIS_URL", "").strip():
         redis_label = f"{os.environ['REDIS_URL']} (REDIS_URL)"
@@ -127,11 +179,15 @@ def serve() -> int:
         if redis is not None:
             redis_url_file().unlink(missing_ok=True)
             redis.stop()
+        if local_model is not None:
+            local_model.stop()
     return 0
 
 
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+    # .env first: which provider and which Redis to use is decided before Django starts.
+    load_dotenv(BASE_DIR / ".env", override=False)
     if sys.argv[1:2] == ["manage"]:
         return manage(sys.argv[2:])
     return serve()

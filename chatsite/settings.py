@@ -216,6 +216,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
+# Set by `./run` when it started the built-in tiny model because no provider was configured.
+CHATSITE_LOCAL_MODEL_IN_USE = env_bool("CHATSITE_LOCAL_MODEL_IN_USE", False)
 # The SDK's default read timeout is 600 s: far too long to leave a user staring
 # at a spinner. Connect fails fast; read is the gap allowed between tokens.
 OPENAI_CONNECT_TIMEOUT = env_float("OPENAI_CONNECT_TIMEOUT", 5.0)

@@ -26,6 +26,7 @@ def start_launcher(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[str],
             "SQLITE_PATH": str(tmp_path / "db.sqlite3"),
             "OPENAI_BASE_URL": "",
             "OPENAI_API_KEY": "",
+            "CHATSITE_LOCAL_MODEL": "off",  # the local model has its own tests
             "PYTHONUNBUFFERED": "1",
             **extra,
         }

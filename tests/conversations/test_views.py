@@ -164,3 +164,17 @@ def test_the_language_switch_remembers_the_choice(alice_client):
     alice_client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"})
 
     assert "退出登录" in alice_client.get("/").content.decode()
+
+
+def test_the_page_says_when_the_tiny_local_model_is_in_use(alice_client, settings):
+    settings.CHATSITE_LOCAL_MODEL_IN_USE = True
+
+    page = alice_client.get("/").content.decode()
+
+    assert "tiny built-in model" in page
+
+
+def test_the_page_says_nothing_of_a_local_model_with_a_real_provider(alice_client, settings):
+    settings.CHATSITE_LOCAL_MODEL_IN_USE = False
+
+    assert "tiny built-in model" not in alice_client.get("/").content.decode()
