@@ -6,6 +6,7 @@ of the app that is running (or a throwaway one when none is), so `manage.py chat
 and the web page share live replies.
 """
 
+import json
 import os
 import re
 import sys
@@ -21,11 +22,26 @@ from chatsite.local_model import LocalModelServer, LocalModelUnavailable, start_
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def redis_url_file() -> Path:
-    """Where a serving launcher leaves the address of the Redis it started: beside the
-    database (SQLITE_PATH, default as in settings), because that pair is one app instance."""
+def runtime_file() -> Path:
+    """Where a serving launcher leaves what it started (its Redis, its local model), so
+    `./run manage` commands use the same: beside the database (SQLITE_PATH, default as
+    in settings), because the database and these are one app instance."""
     database = Path(os.environ.get("SQLITE_PATH", "").strip() or BASE_DIR / "db.sqlite3")
-    return database.with_name(database.name + ".redis-url")
+    return database.with_name(database.name + ".runtime.json")
+
+
+def _runtime_write(values: dict[str, str]) -> None:
+    path = runtime_file()
+    path.touch(mode=0o600)  # it holds the local model's key
+    path.write_text(json.dumps(values))
+
+
+def _runtime_read() -> dict[str, str]:
+    try:
+        values = json.loads(runtime_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 def _prepare() -> None:
@@ -77,9 +93,10 @@ def _banner(redis_label: str) -> str:
     )
 
 
-def _running_app_redis() -> str | None:
+def _running_app_redis(url: str) -> str | None:
+    if not url:
+        return None
     try:
-        url = redis_url_file().read_text().strip()
         connection = redis_client.Redis.from_url(url, socket_connect_timeout=1)
         try:
             connection.ping()
@@ -93,9 +110,13 @@ def _running_app_redis() -> str | None:
 def manage(args: list[str]) -> int:
     from django.core.management import execute_from_command_line
 
+    running = _runtime_read()
+    if not _provider_configured() and running.get("OPENAI_BASE_URL"):
+        # The running app's local model: `chat` and `llm_check` talk to it like any provider.
+        os.environ.update({key: value for key, value in running.items() if key != "REDIS_URL"})
     redis: EmbeddedRedis | None = None
     if not os.environ.get("REDIS_URL", "").strip():
-        shared = _running_app_redis()
+        shared = _running_app_redis(running.get("REDIS_URL", ""))
         if shared:
             os.environ["REDIS_URL"] = shared
         else:
@@ -131,9 +152,13 @@ def _build_progress() -> Callable[[str], None]:
     return show
 
 
+def _provider_configured() -> bool:
+    return bool(os.environ.get("OPENAI_BASE_URL", "").strip() or os.environ.get("OPENAI_API_KEY", "").strip())
+
+
 def _start_local_model() -> LocalModelServer | None:
     """With no provider configured, the built-in tiny model, through the same SDK path."""
-    if os.environ.get("OPENAI_BASE_URL", "").strip() or os.environ.get("OPENAI_API_KEY", "").strip():
+    if _provider_configured():
         return None
     if os.environ.get("CHATSITE_LOCAL_MODEL", "on").strip().lower() in {"off", "false", "0", "no"}:
         return None
@@ -144,15 +169,17 @@ def _start_local_model() -> LocalModelServer | None:
         print(f"  No local model is available: {exc.reason}", flush=True)
         print("  Chatsite runs without a model; set OPENAI_API_KEY or OPENAI_BASE_URL in .env.", flush=True)
         return None
-    os.environ.update(
-        {
-            "OPENAI_BASE_URL": server.base_url,
-            "OPENAI_API_KEY": server.api_key,
-            "OPENAI_MODEL": server.model,
-            "CHATSITE_LOCAL_MODEL_IN_USE": "true",
-        }
-    )
+    os.environ.update(_local_model_env(server))
     return server
+
+
+def _local_model_env(server: LocalModelServer) -> dict[str, str]:
+    return {
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_API_KEY": server.api_key,
+        "OPENAI_MODEL": server.model,
+        "CHATSITE_LOCAL_MODEL_IN_USE": "true",
+    }
 
 
 def serve() -> int:
@@ -164,7 +191,11 @@ def serve() -> int:
         redis = EmbeddedRedis().start()
         os.environ["REDIS_URL"] = redis.url
         redis_label = redis.version_label
-        redis_url_file().write_text(redis.url)
+    started = {"REDIS_URL": redis.url} if redis else {}
+    if local_model is not None:
+        started.update(_local_model_env(local_model))
+    if started:
+        _runtime_write(started)
     try:
         _prepare()
         from django.conf import settings
@@ -176,8 +207,8 @@ def serve() -> int:
             ["-b", settings.API_HOST, "-p", str(settings.API_PORT), "chatsite.asgi:application"]
         )
     finally:
+        runtime_file().unlink(missing_ok=True)
         if redis is not None:
-            redis_url_file().unlink(missing_ok=True)
             redis.stop()
         if local_model is not None:
             local_model.stop()

@@ -212,7 +212,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.watch_task is not None:
             self.watch_task.cancel()
         self.watching = reply.pk
-        self.watch_task = asyncio.get_running_loop().create_task(self.follow(reply, after, known))
+        self.watch_task = asyncio.get_running_loop().create_task(
+            self.follow(reply, after, known), name=f"watch-{reply.pk}"
+        )
 
     async def follow(self, reply: Message, after: str, known: str) -> None:
         try:

@@ -129,3 +129,16 @@ def test_manage_without_a_running_app_brings_its_own_redis_and_stops_it(tmp_path
 
     port = int(re.fullmatch(r"redis://127\.0\.0\.1:(\d+)/0", used).group(1))  # type: ignore[union-attr]
     assert not port_is_open(port)
+
+
+def test_a_configured_provider_means_no_local_model(monkeypatch):
+    from chatsite import launcher
+
+    def must_not_start(progress):
+        raise AssertionError("the local model was started although a provider is configured")
+
+    monkeypatch.setattr(launcher, "start_local_model", must_not_start)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+    assert launcher._start_local_model() is None

@@ -133,6 +133,7 @@ def test_run_without_a_provider_chats_with_the_local_model(server: LocalModelSer
         wait_until_serving(port, process, timeout=120)
         token = run_manage(tmp_path, "api_token", "create", "--user", "boss").strip()
         events = _chat_over_the_api(port, token)
+        check = run_manage(tmp_path, "llm_check")  # operators' commands use the same local model
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
@@ -142,6 +143,7 @@ def test_run_without_a_provider_chats_with_the_local_model(server: LocalModelSer
     chunks = [e["content"] for e in events if e["type"] == "chunk"]
     assert "".join(chunks).strip()
     assert events[-1]["type"] == "end" and events[-1]["status"] == "complete"
+    assert "ok   model listed: smollm2-135m-instruct" in check
     model_port = int(re.search(r"smollm2-135m-instruct at http://127\.0\.0\.1:(\d+)", output).group(1))  # type: ignore[union-attr]
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", model_port)) != 0  # Ctrl-C stopped the model too

@@ -1,3 +1,4 @@
+import asyncio
 import json
 import re
 
@@ -6,6 +7,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from chatsite.asgi import application
+from conversations import generation
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
 from tests.conftest import session_cookie_for, wait_for_reply
@@ -158,10 +160,15 @@ async def test_closing_the_socket_does_not_stop_the_reply(alice, builtin_roles, 
 
     await communicator.disconnect()
 
+    await asyncio.sleep(0)  # let the cancelled watcher unwind
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("watch-")]
     reply = await Message.objects.aget(conversation=conversation, author="assistant")
     saved = await wait_for_reply(reply.pk)
     assert saved.status == Message.Status.COMPLETE
     assert saved.content == "abcd"
+    await generation.wait(reply.pk)
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("reply-")]
+    await asyncio.to_thread(fake_openai.wait_for_open_streams, 0)
 
 
 async def test_the_stop_action_stops_the_reply(alice, builtin_roles, fake_openai):

@@ -13,6 +13,7 @@ import pytest
 import websockets
 from asgiref.sync import sync_to_async
 
+from chatsite.embedded_redis import EmbeddedRedis
 from conversations.models import Message
 from conversations.services import api_token_create, conversation_create
 from tests.conftest import make_user, session_cookie_for
@@ -154,3 +155,47 @@ async def test_a_tab_on_another_server_watches_and_stops_a_reply(app_servers, fa
     assert reply.status == Message.Status.STOPPED
     assert reply.content == shown  # exactly what tab B had on screen
     assert len(fake_openai.requests) == 1
+
+
+def _get(app, path: str, cookie: str) -> int:
+    address = urlparse(app.url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    try:
+        connection.request("GET", path, headers={"Cookie": cookie})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_a_redis_restart_keeps_users_signed_in_and_chatting(app_servers, fake_openai):
+    redis = EmbeddedRedis().start()
+    try:
+        app = app_servers(REDIS_URL=redis.url)
+        alice, token, conversation = alice_with_conversation()
+        cookie = session_cookie_for(alice)
+        assert _get(app, "/", cookie) == 200
+
+        port = redis.port
+        redis.process.kill()  # type: ignore[union-attr]
+        redis.stop()
+        assert _get(app, "/", cookie) == 200  # still signed in while Redis is down
+
+        redis.port = port
+        redis.start()
+        back = time.monotonic()
+        events: list[str] = []
+        while time.monotonic() - back < 5 and "end" not in events:
+            try:
+                connection, response = open_stream(app, token, str(conversation.pk), "still there?")
+            except AssertionError:  # not yet: the stream was refused
+                time.sleep(0.2)
+                continue
+            try:
+                lines = response.read().decode().splitlines()
+            finally:
+                connection.close()
+            events = [json.loads(line[6:])["type"] for line in lines if line.startswith("data: ")]
+        assert events[-1:] == ["end"], "no working chat within 5 s of Redis returning"
+        assert _get(app, "/", cookie) == 200
+    finally:
+        redis.stop()
