@@ -8,7 +8,7 @@ through the same services as the chat page and `manage.py chat`.
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from conversations import replylog, services
 from conversations.models import Conversation, Message
-from conversations.selectors import conversation_get, conversation_summaries, message_list
+from conversations.selectors import conversation_get, conversation_summaries, message_list, reply_settled
 from roles.selectors import role_list_active
 
 logger = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def _sse(event_id: int, data: dict[str, Any]) -> str:
 
 
 async def _reply_events(reply_id: int, session_id: str) -> AsyncIterator[str]:
-    async for event in replylog.follow(reply_id=reply_id):
+    async for event in replylog.follow(reply_id=reply_id, settled=partial(reply_settled, reply_id)):
         if event.kind == "delta":
             yield _sse(event.seq, {"type": "chunk", "content": event.text})
         elif event.status in {Message.Status.ERROR, Message.Status.INTERRUPTED}:

@@ -8,6 +8,7 @@ Closing the socket cancels only the watch task; the reply goes on being written.
 import asyncio
 import json
 import logging
+from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -18,10 +19,17 @@ from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation.trans_real import parse_accept_lang_header
+from redis.exceptions import RedisError
 
 from conversations import replylog, services
 from conversations.models import Conversation, Message
-from conversations.selectors import conversation_get, message_list, message_streaming, turn_versions
+from conversations.selectors import (
+    conversation_get,
+    message_list,
+    message_streaming,
+    reply_settled,
+    turn_versions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +209,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def reattach(self, reply: Message) -> None:
         """Show the text written so far, then follow the rest: no gap, no duplicate."""
-        snapshot = await database_sync_to_async(replylog.snapshot)(reply_id=reply.pk)
-        text = snapshot.text or reply.content  # Redis restarted empty: the last checkpoint
+        try:
+            snapshot = await database_sync_to_async(replylog.snapshot)(reply_id=reply.pk)
+        except RedisError:  # Redis is down: follow from the start once it is back
+            snapshot = replylog.Snapshot(text="", last_id=replylog.START, seq=0, ended=False)
+        text = snapshot.text
         await self.send_fragment(
             "chat/frames/reattach.html", {"reply": reply, "text": text, "seq": snapshot.seq}
         )
@@ -218,7 +229,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def follow(self, reply: Message, after: str, known: str) -> None:
         try:
-            async for event in replylog.follow(reply_id=reply.pk, after=after, known=known):
+            settled = partial(reply_settled, reply.pk)
+            async for event in replylog.follow(reply_id=reply.pk, after=after, known=known, settled=settled):
                 if event.kind == "delta":
                     await self.send_fragment(
                         "chat/frames/delta.html", {"reply": reply, "text": event.text, "seq": event.seq}

@@ -149,10 +149,8 @@ class _Reply:
     async def publish(self, chunk: str) -> None:
         reply_id, seq = self.job.reply_id, self.seq + 1
         try:
-            if self.log_lost:
+            if self.log_lost or not await replylog.append_delta(reply_id=reply_id, seq=seq, text=chunk):
                 await replylog.append_reset(reply_id=reply_id, seq=seq, text=self.text)
-            else:
-                await replylog.append_delta(reply_id=reply_id, seq=seq, text=chunk)
         except RedisError as exc:
             if not self.log_lost:
                 logger.warning("Reply %s: Redis unavailable (%r); writing on", reply_id, exc)
@@ -262,17 +260,32 @@ async def _finish(reply: _Reply, status: str, error: str, usage: llm.Usage | Non
             reply_id=job.reply_id, content=reply.text, status=status, error=error, usage=usage
         )
     finally:
-        # Watchers must learn the reply ended even if the database write failed.
-        try:
-            if reply.log_lost:
-                await replylog.append_reset(reply_id=job.reply_id, seq=reply.seq + 1, text=reply.text)
-                reply.seq += 1
-            # Free the slot and count the tokens before announcing the end: a client that
-            # sends its next message the moment it sees the end must find them settled.
-            await limits.reply_done(user_id=job.user_id, holder=job.holder, tokens=_tokens(job, reply, usage))
-            await replylog.active_release(conversation_id=job.conversation_id, holder=job.holder)
-            await replylog.append_end(reply_id=job.reply_id, seq=reply.seq + 1, status=status, error=error)
-        except RedisError as exc:
-            # The lease expires by itself; the saved reply is what counts.
-            logger.warning("Reply %s: could not publish its end (%r)", job.reply_id, exc)
+        # Watchers must learn the reply ended even if the database write failed. Each
+        # step is tried on its own: the lease and the limits expire by themselves, and a
+        # watcher that never sees the end finds the saved reply (replylog.follow).
+        # The slot and the tokens are settled before the end is announced: a client that
+        # sends its next message the moment it sees the end must find them free.
+        steps = [
+            lambda: limits.reply_done(
+                user_id=job.user_id, holder=job.holder, tokens=_tokens(job, reply, usage)
+            ),
+            lambda: replylog.active_release(conversation_id=job.conversation_id, holder=job.holder),
+        ]
+        if reply.log_lost:
+            steps.append(
+                lambda: replylog.append_reset(reply_id=job.reply_id, seq=reply.seq + 1, text=reply.text)
+            )
+        steps.append(
+            lambda: replylog.append_end(
+                reply_id=job.reply_id,
+                seq=reply.seq + 2 if reply.log_lost else reply.seq + 1,
+                status=status,
+                error=error,
+            )
+        )
+        for step in steps:
+            try:
+                await step()
+            except RedisError as exc:
+                logger.warning("Reply %s: Redis step after the end failed (%r)", job.reply_id, exc)
         await database_sync_to_async(close_old_connections)()

@@ -5,12 +5,13 @@
 - failed sign-ins per client IP and per account.
 
 Every check-and-count is one Lua script, so two requests at the same instant cannot
-both slip under a limit. A refused request writes nothing else: the user's text stays
-in their input box or their API client.
+both slip under a limit. A refused message is not saved (the user's text stays in their
+input box or API client); it does count as an attempt against the per-minute limit.
 """
 
 import datetime as dt
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -131,7 +132,12 @@ async def reply_admit(*, user_id: int, limits: Limits, holder: str, lease: int) 
 
 async def reply_renew(*, user_id: int, holder: str, lease: int) -> None:
     """A reply still being written keeps its place among the user's concurrent replies."""
-    await replylog.client().zadd(_keys(user_id)[1], {holder: time.time() + lease}, xx=True)
+    replies = _keys(user_id)[1]
+    async with replylog.client().pipeline(transaction=True) as pipe:
+        # GT: only ever moves the expiry later; a member the key's expiry dropped is added back.
+        pipe.zadd(replies, {holder: time.time() + lease}, gt=True)
+        pipe.expire(replies, lease)
+        await pipe.execute()
 
 
 async def reply_done(*, user_id: int, holder: str, tokens: int) -> None:
@@ -156,10 +162,16 @@ def estimate_tokens(text: str) -> int:
 
 # --- Sign-in throttling ---------------------------------------------------------------
 
-_FAILURE = """
-local count = redis.call('incr', KEYS[1])
-if count == 1 then redis.call('expire', KEYS[1], tonumber(ARGV[1])) end
-return count
+# Counts the attempt for the IP and for the account, then checks both: atomic, so a
+# burst of parallel guesses cannot all pass before the first is counted.
+_SIGNIN_ATTEMPT = """
+for i = 1, 2 do
+  local count = redis.call('incr', KEYS[i])
+  if count == 1 then redis.call('expire', KEYS[i], tonumber(ARGV[1])) end
+  local limit = tonumber(ARGV[i + 1])
+  if limit > 0 and count > limit then return math.max(1, redis.call('ttl', KEYS[i])) end
+end
+return 0
 """
 
 
@@ -167,31 +179,34 @@ def _signin_keys(*, ip: str, username: str) -> list[str]:
     return [f"chatsite:signin:ip:{ip}", f"chatsite:signin:user:{username.strip().lower()}"]
 
 
-def signin_check(*, ip: str, username: str) -> None:
-    """Raise LimitExceeded while this IP or this account has too many recent failures.
+def signin_attempt(*, ip: str, username: str) -> None:
+    """Count a sign-in attempt; raise LimitExceeded when this IP or account has had too many.
 
     With Redis unreachable, sign-in stays possible: an outage must not lock everyone out.
     """
-    connection = get_redis_connection("default")
-    limits = [settings.SIGNIN_LIMIT_PER_IP, settings.SIGNIN_LIMIT_PER_ACCOUNT]
-    for key, limit in zip(_signin_keys(ip=ip, username=username), limits, strict=True):
-        try:
-            failures = int(connection.get(key) or 0)
-            wait = int(connection.ttl(key)) if limit and failures >= limit else 0
-        except RedisError:
-            return
-        if limit and failures >= limit:
-            raise LimitExceeded(
-                _("Too many failed sign-ins. Try again in %(minutes)s minute(s).")
-                % {"minutes": max(1, (wait + 59) // 60)},
-                retry_after=wait,
-            )
-
-
-def signin_failed(*, ip: str, username: str) -> None:
-    connection = get_redis_connection("default")
     try:
-        for key in _signin_keys(ip=ip, username=username):
-            connection.eval(_FAILURE, 1, key, settings.SIGNIN_LIMIT_WINDOW_SECONDS)
+        wait = int(
+            get_redis_connection("default").eval(
+                _SIGNIN_ATTEMPT,
+                2,
+                *_signin_keys(ip=ip, username=username),
+                settings.SIGNIN_LIMIT_WINDOW_SECONDS,
+                settings.SIGNIN_LIMIT_PER_IP,
+                settings.SIGNIN_LIMIT_PER_ACCOUNT,
+            )
+        )
     except RedisError:
-        pass  # see signin_check
+        return
+    if wait:
+        raise LimitExceeded(
+            _("Too many sign-in attempts. Try again in %(minutes)s minute(s).")
+            % {"minutes": max(1, (wait + 59) // 60)},
+            retry_after=wait,
+        )
+
+
+def signin_succeeded(*, username: str) -> None:
+    """The account's own count starts again; the IP's does not (one good account must
+    not let its owner keep guessing others')."""
+    with suppress(RedisError):
+        get_redis_connection("default").delete(_signin_keys(ip="", username=username)[1])

@@ -11,7 +11,7 @@ when a consumer falls behind; a Stream read from an id loses nothing.
 import asyncio
 import json
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -22,6 +22,8 @@ from redis.exceptions import RedisError
 
 START = "0"
 READ_BLOCK_MS = 2000
+# After this many quiet reads (or failed ones), a watcher asks whether the reply is over.
+QUIET_CHECKS = 3
 # How long a watcher waits before asking Redis again after it failed.
 RETRY_SECONDS = 0.5
 
@@ -91,8 +93,18 @@ def client() -> aioredis.Redis:
     return existing
 
 
-async def append_delta(*, reply_id: int, seq: int, text: str) -> None:
-    await client().xadd(_log_key(reply_id), {"kind": "delta", "seq": seq, "text": text})
+# A delta only makes sense after the ones before it: if the log is gone (Redis restarted
+# empty) the writer is told, and publishes the whole text as a reset instead.
+_APPEND_DELTA = """
+if tonumber(ARGV[1]) > 1 and redis.call('exists', KEYS[1]) == 0 then return 0 end
+redis.call('xadd', KEYS[1], '*', 'kind', 'delta', 'seq', ARGV[1], 'text', ARGV[2])
+return 1
+"""
+
+
+async def append_delta(*, reply_id: int, seq: int, text: str) -> bool:
+    """Publish a delta; False when the log was lost and the whole text must be reset."""
+    return bool(await cast(Any, client().eval(_APPEND_DELTA, 1, _log_key(reply_id), seq, text)))
 
 
 async def append_reset(*, reply_id: int, seq: int, text: str) -> None:
@@ -109,22 +121,37 @@ async def append_end(*, reply_id: int, seq: int, status: str, error: str = "") -
         await pipe.execute()
 
 
-async def follow(*, reply_id: int, after: str = START, known: str = "") -> AsyncIterator[Event]:
+Settled = Callable[[], Awaitable[tuple[str, str] | None]]
+
+
+async def follow(
+    *, reply_id: int, after: str = START, known: str = "", settled: Settled | None = None
+) -> AsyncIterator[Event]:
     """Yield the reply's `delta` and `end` events after `after`, waiting for new ones.
 
     `known` is the text the watcher already has. A `reset` is turned into the delta
     the watcher is missing, and a Redis outage is waited out, so a watcher sees the
-    text exactly once, in order.
+    text exactly once, in order. When the log has been quiet for a while, `settled`
+    (the reply's saved status and error, once it is no longer streaming) ends the
+    watch even if its end event was never published.
     """
     key = _log_key(reply_id)
     last = after
     have = len(known)
+    quiet = 0
     while True:
         try:
             response = cast(Any, await client().xread({key: last}, block=READ_BLOCK_MS, count=100))
         except RedisError:
+            response = None
             await asyncio.sleep(RETRY_SECONDS)
+        if not response:
+            quiet += 1
+            if settled is not None and quiet % QUIET_CHECKS == 0 and (state := await settled()) is not None:
+                yield Event(id=last, seq=0, kind="end", status=state[0], error=state[1])
+                return
             continue
+        quiet = 0
         for _stream, entries in response or []:
             for entry_id, fields in entries:
                 event = _decode(entry_id, fields)
@@ -164,6 +191,19 @@ def snapshot(*, reply_id: int) -> Snapshot:
 class StopRequest:
     # The sequence number of the last event the stopping client had shown, if it said.
     seen: int | None
+
+
+def end_sync(*, reply_id: int, seq: int, status: str) -> None:
+    """Publish a reply's end from sync code (the reaper), so its watchers stop waiting."""
+    key = _log_key(reply_id)
+    with get_redis_connection("default").pipeline(transaction=True) as pipe:
+        pipe.xadd(key, {"kind": "end", "seq": seq, "data": json.dumps({"status": status, "error": ""})})
+        pipe.expire(key, settings.CHAT_STREAM_TTL)
+        pipe.execute()
+
+
+def stop_request_sync(*, reply_id: int) -> None:
+    get_redis_connection("default").set(_stop_key(reply_id), "", ex=settings.CHAT_STREAM_TTL)
 
 
 async def stop_request(*, reply_id: int, seen: int | None = None) -> None:

@@ -144,3 +144,14 @@ def conversation_list_for_export(*, owner: AbstractBaseUser | AnonymousUser) -> 
 def api_token_list(*, username: str | None = None) -> QuerySet[ApiToken]:
     tokens = ApiToken.objects.select_related("user").order_by("-created_at")
     return tokens.filter(user__username=username) if username else tokens
+
+
+async def reply_settled(reply_id: int) -> tuple[str, str] | None:
+    """A reply's saved status and error once it is no longer being written, else None.
+
+    For watchers (replylog.follow) whose end event never came; a deleted reply is over.
+    """
+    state = await Message.objects.filter(pk=reply_id).values_list("status", "error").afirst()
+    if state is None:
+        return (Message.Status.STOPPED, "")
+    return None if state[0] == Message.Status.STREAMING else (state[0], state[1])

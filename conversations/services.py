@@ -5,6 +5,7 @@ import hashlib
 import logging
 import secrets
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
 
 from conversations import generation, limits, replylog
 from conversations.llm import ChatMessage, Usage
@@ -75,6 +77,13 @@ def conversation_rename(*, owner: User, conversation_id: object, title: str) -> 
 
 def conversation_delete(*, owner: User, conversation_id: object) -> None:
     conversation = conversation_get(owner=owner, conversation_id=conversation_id)
+    # A reply still being written stops too: no tokens spent on a deleted conversation.
+    for reply_id in conversation.messages.filter(status=Message.Status.STREAMING).values_list(
+        "pk", flat=True
+    ):
+        # Without Redis the job runs on, but its final save finds no row: nothing shows.
+        with suppress(RedisError):
+            replylog.stop_request_sync(reply_id=reply_id)
     conversation.delete()
 
 
@@ -285,7 +294,8 @@ def reply_version_select(*, owner: User, conversation_id: object, reply_id: int)
         pk=reply_id, author=Message.Author.ASSISTANT
     )
     last_turn = conversation.messages.aggregate(last=Max("turn"))["last"]
-    if chosen.turn != last_turn or chosen.status == Message.Status.STREAMING:
+    turn = conversation.messages.filter(turn=last_turn)
+    if chosen.turn != last_turn or turn.filter(status=Message.Status.STREAMING).exists():
         raise ChatError(_("Only the last reply's versions can be chosen."), code="not_last_turn")
     conversation.messages.filter(turn=last_turn).update(superseded=True)
     conversation.messages.filter(pk__in=[chosen.pk, chosen.reply_to_id]).update(superseded=False)
@@ -370,19 +380,25 @@ def reply_reap_orphans(*, running: set[int]) -> int:
     )
     held = replylog.active_held(conversation_ids=[m.conversation_id for m in candidates])
     orphans = [m for m in candidates if str(m.conversation_id) not in held]
+    reaped = 0
+    error = _("The server stopped while this reply was being written.")
     for reply in orphans:
         try:
-            text = replylog.snapshot(reply_id=reply.pk).text
-        except Exception:  # Redis unreachable: keep what the database has
-            text = ""
-        reply_finish(
-            reply_id=reply.pk,
-            content=text or reply.content,
+            snapshot = replylog.snapshot(reply_id=reply.pk)
+        except RedisError:  # Redis unreachable: keep what the database has
+            snapshot = None
+        # Only if still streaming: its job may have finished it since it was selected.
+        reaped += Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(
+            content=(snapshot.text if snapshot else "") or reply.content,
             status=Message.Status.INTERRUPTED,
-            error=_("The server stopped while this reply was being written."),
-            usage=None,
+            error=error,
+            updated_at=timezone.now(),
         )
-    return len(orphans)
+        with suppress(RedisError):  # tell anyone still watching
+            replylog.end_sync(
+                reply_id=reply.pk, seq=(snapshot.seq if snapshot else 0) + 1, status="interrupted"
+            )
+    return reaped
 
 
 # --- API tokens ---------------------------------------------------------------

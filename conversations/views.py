@@ -13,9 +13,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
+from redis.exceptions import RedisError
 
 from conversations import limits, replylog, services
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 from conversations.selectors import (
     conversation_get,
     conversation_list,
@@ -34,7 +35,7 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
     messages = message_list(conversation=conversation) if conversation else []
     streaming = message_streaming(conversation=conversation) if conversation else None
     # A reply still being written shows its text so far; the socket continues it.
-    streaming_text = replylog.snapshot(reply_id=streaming.pk).text if streaming else ""
+    streaming_text = _text_so_far(streaming) if streaming else ""
     return render(
         request,
         "chat/page.html",
@@ -48,6 +49,13 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
             "versions": turn_versions(conversation=conversation) if conversation else None,
         },
     )
+
+
+def _text_so_far(reply: Message) -> str:
+    try:
+        return replylog.snapshot(reply_id=reply.pk).text or reply.content
+    except RedisError:  # Redis is down: the last checkpoint
+        return reply.content
 
 
 def _get_owned(request: HttpRequest, conversation_id: object) -> Conversation:
@@ -112,13 +120,13 @@ def signup(request: HttpRequest) -> HttpResponse:
 
 
 class SignInView(LoginView):
-    """Django's sign-in, with failed attempts limited per client IP and per account."""
+    """Django's sign-in, with attempts limited per client IP and per account."""
 
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            limits.signin_check(ip=_client_ip(request), username=request.POST.get("username", ""))
+            limits.signin_attempt(ip=_client_ip(request), username=request.POST.get("username", ""))
         except limits.LimitExceeded as exc:
             response = self.render_to_response(self.get_context_data(throttled=exc.message))
             response.status_code = 429
@@ -126,9 +134,9 @@ class SignInView(LoginView):
             return response
         return super().post(request, *args, **kwargs)
 
-    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        limits.signin_failed(ip=_client_ip(self.request), username=self.request.POST.get("username", ""))
-        return super().form_invalid(form)
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        limits.signin_succeeded(username=form.get_user().get_username())
+        return super().form_valid(form)
 
 
 def _client_ip(request: HttpRequest) -> str:

@@ -1,6 +1,7 @@
 """The generation job: stop, checkpoints, Redis outages, slow and failing providers."""
 
 import asyncio
+from functools import partial
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -8,7 +9,15 @@ from asgiref.sync import sync_to_async
 from chatsite.embedded_redis import EmbeddedRedis
 from conversations import generation, replylog
 from conversations.models import Message
-from conversations.services import conversation_create, message_send, reply_reap_orphans, reply_stop
+from conversations.selectors import reply_settled
+from conversations.services import (
+    ChatError,
+    conversation_create,
+    conversation_delete,
+    message_send,
+    reply_reap_orphans,
+    reply_stop,
+)
 from tests.conftest import wait_for_reply
 from tests.fake_openai import Reply
 
@@ -208,3 +217,48 @@ async def test_a_reply_completes_across_a_redis_restart(alice, builtin_roles, fa
     saved = await Message.objects.aget(pk=exchange.reply.pk)
     assert (saved.status, saved.content) == ("complete", "".join(tokens))
     assert "".join(seen) == "".join(tokens)  # every word once, in order
+
+
+def test_reaping_tells_watchers_the_reply_is_over(alice, builtin_roles):
+    reply = orphan(alice)
+
+    reply_reap_orphans(running=set())
+
+    assert replylog.snapshot(reply_id=reply.pk).ended
+
+
+async def test_a_watcher_stops_waiting_when_the_saved_reply_is_over(alice, builtin_roles, monkeypatch):
+    monkeypatch.setattr(replylog, "READ_BLOCK_MS", 50)
+    reply = await sync_to_async(orphan)(alice)
+    # Saved as over, but no end event was ever published (Redis was down at the time).
+    await Message.objects.filter(pk=reply.pk).aupdate(status="interrupted", error="gone")
+
+    events = [e async for e in replylog.follow(reply_id=reply.pk, settled=partial(reply_settled, reply.pk))]
+
+    assert [(e.kind, e.status) for e in events] == [("end", "interrupted")]
+
+
+async def test_deleting_a_conversation_stops_its_reply(alice, builtin_roles, fake_openai):
+    conversation, exchange = await start(alice, fake_openai, Reply(tokens=["a", "b"], hang_after_tokens=1))
+    await events_until(exchange.reply.pk, 1)
+
+    await sync_to_async(conversation_delete)(owner=alice, conversation_id=conversation.pk)
+
+    await asyncio.to_thread(fake_openai.wait_for_open_streams, 0, 1.0)
+    await generation.wait(exchange.reply.pk)
+
+
+async def test_a_long_reply_keeps_its_place_among_concurrent_replies(
+    alice, builtin_roles, fake_openai, settings
+):
+    settings.CHAT_LEASE_SECONDS = 1
+    settings.CHAT_LIMIT_CONCURRENT_REPLIES = 1
+    conversation, exchange = await start(alice, fake_openai, Reply(tokens=["a", "b"], hang_after_tokens=1))
+    await asyncio.sleep(1.5)  # longer than the lease: the running reply renewed its place
+    other = await acreate(owner=alice)
+
+    with pytest.raises(ChatError, match="already have 1 replies"):
+        await message_send(owner=alice, conversation_id=other.pk, content="second")
+
+    await reply_stop(owner=alice, conversation_id=conversation.pk)
+    await wait_for_reply(exchange.reply.pk)

@@ -125,7 +125,7 @@ async def test_two_sends_at_the_same_instant_cannot_both_pass_the_last_slot(
 # --- Sign-in ------------------------------------------------------------------------
 
 
-def test_sign_in_is_refused_after_too_many_failures_for_an_account(alice, settings):
+def test_sign_in_is_refused_after_too_many_attempts_for_an_account(alice, settings):
     settings.SIGNIN_LIMIT_PER_ACCOUNT = 3
     client = Client()
     for _ in range(3):
@@ -134,7 +134,7 @@ def test_sign_in_is_refused_after_too_many_failures_for_an_account(alice, settin
     response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
 
     assert response.status_code == 429
-    assert "Too many failed sign-ins" in response.content.decode()
+    assert "Too many sign-in attempts" in response.content.decode()
     assert int(response["Retry-After"]) > 0
     assert "_auth_user_id" not in client.session
 

@@ -178,3 +178,32 @@ def test_the_page_says_nothing_of_a_local_model_with_a_real_provider(alice_clien
     settings.CHATSITE_LOCAL_MODEL_IN_USE = False
 
     assert "tiny built-in model" not in alice_client.get("/").content.decode()
+
+
+def test_the_sign_in_page_can_switch_language(client):
+    response = client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/accounts/login/"})
+
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/"
+    assert "登录" in client.get("/accounts/login/").content.decode()
+
+
+def test_a_streaming_reply_page_survives_a_redis_outage(alice_client, alice, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from conversations import replylog
+
+    conversation = conversation_create(owner=alice)
+    Message.objects.create(conversation=conversation, author="user", content="q")
+    Message.objects.create(
+        conversation=conversation, author="assistant", status="streaming", content="so far"
+    )
+
+    def down(**kwargs):
+        raise RedisConnectionError("Redis is down")
+
+    monkeypatch.setattr(replylog, "snapshot", down)
+    response = alice_client.get(f"/c/{conversation.pk}/")
+
+    assert response.status_code == 200
+    assert "so far" in response.content.decode()

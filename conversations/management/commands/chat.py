@@ -1,5 +1,6 @@
 import asyncio
 import sys
+from functools import partial
 from typing import Any, TextIO
 
 from channels.db import database_sync_to_async
@@ -9,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conversations import generation, replylog, services
 from conversations.models import Conversation, Message
-from conversations.selectors import conversation_get
+from conversations.selectors import conversation_get, reply_settled
 
 
 class Command(BaseCommand):
@@ -73,7 +74,8 @@ class Command(BaseCommand):
             self.stderr.write(exc.message)
             return "refused", exc.message
         status, error = "", ""
-        async for event in replylog.follow(reply_id=exchange.reply.pk):
+        settled = partial(reply_settled, exchange.reply.pk)
+        async for event in replylog.follow(reply_id=exchange.reply.pk, settled=settled):
             if event.kind == "delta":
                 self.stdout.write(event.text, ending="")
                 self.stdout.flush()
