@@ -203,8 +203,10 @@ def serve() -> int:
         print(_banner(redis_label), flush=True)
         from daphne.cli import CommandLineInterface
 
+        # Behind a reverse proxy, the client's address comes from X-Forwarded-For.
+        proxy = ["--proxy-headers"] if settings.PROXY_HEADERS else []
         CommandLineInterface().run(
-            ["-b", settings.API_HOST, "-p", str(settings.API_PORT), "chatsite.asgi:application"]
+            ["-b", settings.API_HOST, "-p", str(settings.API_PORT), *proxy, "chatsite.asgi:application"]
         )
     finally:
         runtime_file().unlink(missing_ok=True)

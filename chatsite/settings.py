@@ -1,7 +1,8 @@
 """Chatsite settings: one module, driven by environment variables (and `.env`).
 
 Local defaults need no configuration at all; `DEBUG=false` switches production
-hardening on. Every variable is listed with its default in `.env.example`.
+hardening on. Every variable is listed with its default in `.env.example`
+(CHATSITE_LOCAL_MODEL_IN_USE and SQLITE_TEST_PATH are set by ./run and the tests).
 """
 
 import os
@@ -72,6 +73,9 @@ if not DEBUG and (SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50):
 
 API_HOST = env_str("API_HOST", "127.0.0.1")
 API_PORT = env_int("API_PORT", 8000)
+# True behind a reverse proxy that sets X-Forwarded-For / X-Forwarded-Proto: the
+# client's real address then counts for sign-in limits (daphne --proxy-headers).
+PROXY_HEADERS = env_bool("PROXY_HEADERS", False)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

@@ -140,12 +140,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.redo(action, data)
             elif action == "version":
                 await self.choose_version(data)
+            elif action == "sync":
+                await self.sync(data)
             else:
                 await self.send_error(_("Unknown action."))
         except services.ChatError as exc:
             await self.send_error(exc.message)
         except Conversation.DoesNotExist:
             await self.send_error(_("This conversation does not exist."))
+
+    async def sync(self, data: dict[str, Any]) -> None:
+        """A page (re)connected: bring it up to date with its conversation.
+
+        Sent by the page script on every socket open. The page may have been rendered
+        while a reply was being written that has ended since, or it may have started its
+        conversation on this socket before a reconnect.
+        """
+        conversation = await database_sync_to_async(conversation_get)(
+            owner=self.user, conversation_id=data.get("conversation")
+        )
+        await self.join(conversation.pk)
+        streaming = await database_sync_to_async(message_streaming)(conversation=conversation)
+        if streaming is not None and streaming.pk != self.watching:
+            await self.reattach(streaming)
+        elif streaming is None and data.get("busy"):
+            await self.send_conversation(conversation)
 
     async def redo(self, action: str, data: dict[str, Any]) -> None:
         """Regenerate the last reply, or edit the last message; the old turn stays a version."""
@@ -190,19 +209,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_fragment("chat/frames/messages.html", await database_sync_to_async(load)())
 
     async def send_message(self, data: dict[str, Any]) -> None:
-        content = services.message_clean(data.get("message"))
         conversation_id = data.get("conversation") or None
-        created = False
-        if conversation_id is None:
-            conversation = await database_sync_to_async(services.conversation_create)(
-                owner=self.user, role_slug=data.get("role") or None
+        created = conversation_id is None
+        if created:
+            exchange = await services.conversation_start(
+                owner=self.user, role_slug=data.get("role") or None, content=data.get("message")
             )
-            conversation_id = conversation.pk
-            created = True
-            await self.join(conversation_id)
-        exchange = await services.message_send(
-            owner=self.user, conversation_id=conversation_id, content=content
-        )
+            await self.join(exchange.conversation.pk)
+        else:
+            exchange = await services.message_send(
+                owner=self.user, conversation_id=conversation_id, content=data.get("message")
+            )
         self.watching = exchange.reply.pk
         await self.send_fragment("chat/frames/sent.html", {"exchange": exchange, "created": created})
         self.watch(exchange.reply, after=replylog.START)

@@ -222,6 +222,17 @@ async def message_send(
     )
 
 
+async def conversation_start(*, owner: User, role_slug: str | None, content: object) -> Exchange:
+    """A new conversation with its first message: both, or (when the message is refused) neither."""
+    text = message_clean(content)
+    conversation = await database_sync_to_async(conversation_create)(owner=owner, role_slug=role_slug)
+    try:
+        return await message_send(owner=owner, conversation_id=conversation.pk, content=text)
+    except BaseException:
+        await database_sync_to_async(conversation_delete)(owner=owner, conversation_id=conversation.pk)
+        raise
+
+
 async def reply_regenerate(*, owner: User, conversation_id: object) -> Exchange:
     """Answer the last user message again; the previous reply stays as an earlier version."""
     return await _reply_start(owner=owner, conversation_id=conversation_id, content="", redo=Redo.REGENERATE)

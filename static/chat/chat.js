@@ -98,13 +98,21 @@
     }
   });
 
-  document.addEventListener("htmx:wsBeforeSend", function () {
+  document.addEventListener("htmx:wsBeforeSend", function (event) {
     var error = document.getElementById("composer-error");
     if (error) { error.textContent = ""; }
     stickToBottom = true;
+    // One send per message: a second Enter before the server answers sends nothing.
+    var box = input();
+    if (box && event.target.id === "composer-form") {
+      if (box.readOnly) { event.preventDefault(); return; }
+      box.readOnly = true;
+    }
   });
 
   document.addEventListener("htmx:wsAfterMessage", function () {
+    var box = input();
+    if (box) { box.readOnly = false; }  // answered: a refused message stays, editable
     scrollToBottom();
     // A new conversation was created by the first message: give it its own address.
     var header = document.getElementById("chat-header");
@@ -123,7 +131,19 @@
     var badge = document.getElementById("connection-state");
     if (badge) { badge.dataset.state = state; }
   }
-  document.addEventListener("htmx:wsOpen", function () { setConnection("open"); });
+  document.addEventListener("htmx:wsOpen", function (event) {
+    setConnection("open");
+    // After a reconnect (or a reply that ended while the page loaded), ask the server
+    // to bring this page up to date. It only re-renders when the page shows "busy".
+    var header = document.getElementById("chat-header");
+    if (header && header.dataset.conversation) {
+      event.detail.socketWrapper.send(JSON.stringify({
+        action: "sync",
+        conversation: header.dataset.conversation,
+        busy: document.getElementById("stop-form") ? "1" : ""
+      }));
+    }
+  });
   document.addEventListener("htmx:wsClose", function () { setConnection("closed"); });
   document.addEventListener("htmx:wsError", function () { setConnection("closed"); });
 })();

@@ -231,3 +231,18 @@ def test_regenerate_edit_and_flip_between_versions(live_app, fake_openai, browse
     page.click(".versions button[aria-label='Previous version']")
     expect(page.locator(".msg-user .msg-body")).to_have_text("Tell me something")
     assert csp_violations == []
+
+
+def test_a_double_enter_sends_the_message_once(live_app, fake_openai, browser, csp_violations):
+    make_user("alice")
+    fake_openai.queue_reply(Reply(tokens=["Only", " once"], delay=0.2))
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+
+    page.fill("#message-input", "Hello")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+
+    expect(page.locator(".msg-assistant.status-complete")).to_contain_text("Only once")
+    assert Message.objects.filter(author="user").count() == 1
+    assert Conversation.objects.count() == 1

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from chatsite.asgi import application
 from conversations import generation
 from conversations.models import Conversation, Message
-from conversations.services import conversation_create
+from conversations.services import conversation_create, message_send
 from tests.conftest import session_cookie_for, wait_for_reply
 from tests.fake_openai import Reply
 
@@ -248,3 +248,45 @@ async def test_another_users_tab_hears_nothing(alice, bob, builtin_roles, fake_o
 
     assert await bobs_tab.receive_nothing(timeout=0.3)
     await bobs_tab.disconnect()
+
+
+async def test_a_refused_first_message_leaves_no_empty_conversation(
+    alice, builtin_roles, fake_openai, settings
+):
+    settings.CHAT_LIMIT_MESSAGES_PER_MINUTE = 1
+    communicator, _, _ = await connect(alice)
+    await communicator.send_to(text_data=json.dumps({"message": "first"}))
+    await frames_until(communicator, r"msg-assistant status-complete")
+
+    await communicator.send_to(text_data=json.dumps({"message": "a new chat, too soon"}))
+    error = await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+
+    assert "too quickly" in error
+    assert await Conversation.objects.acount() == 1
+
+
+async def test_sync_brings_a_page_rendered_busy_up_to_date(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    exchange = await message_send(owner=alice, conversation_id=conversation.pk, content="done already")
+    await wait_for_reply(exchange.reply.pk)
+    communicator, _, _ = await connect(alice, f"/ws/chat/{conversation.pk}/")
+
+    await communicator.send_to(
+        text_data=json.dumps({"action": "sync", "conversation": str(conversation.pk), "busy": "1"})
+    )
+    frame = await communicator.receive_from(timeout=5)
+    await communicator.disconnect()
+
+    assert "Echo: done already" in frame
+    assert 'id="send-button"' in frame  # the composer is usable again
+
+
+async def test_sync_on_an_idle_page_sends_nothing(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    communicator, _, _ = await connect(alice)
+
+    await communicator.send_to(text_data=json.dumps({"action": "sync", "conversation": str(conversation.pk)}))
+
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
