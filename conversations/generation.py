@@ -9,7 +9,6 @@ job polls between events.
 
 import asyncio
 import logging
-import types
 import uuid
 from dataclasses import dataclass
 
@@ -142,7 +141,10 @@ class _Reply:
         if self.loop.time() - self.last_checkpoint >= settings.CHAT_CHECKPOINT_SECONDS:
             # A long reply is saved now and then, so a crash loses little of it.
             self.last_checkpoint = self.loop.time()
-            await database_sync_to_async(_services().reply_checkpoint)(
+            # services imports this module to start jobs; a job reaches back only to save.
+            from conversations.services import reply_checkpoint
+
+            await database_sync_to_async(reply_checkpoint)(
                 reply_id=self.job.reply_id, content=self.text
             )
 
@@ -171,13 +173,6 @@ class _Reply:
         except RedisError:
             return None
         return request
-
-
-def _services() -> types.ModuleType:
-    # services imports this module to start jobs; the job reaches back only to save.
-    from conversations import services
-
-    return services
 
 
 async def run(job: ReplyJob) -> None:
@@ -256,7 +251,9 @@ def _tokens(job: ReplyJob, reply: _Reply, usage: llm.Usage | None) -> int:
 async def _finish(reply: _Reply, status: str, error: str, usage: llm.Usage | None) -> None:
     job = reply.job
     try:
-        await database_sync_to_async(_services().reply_finish)(
+        from conversations.services import reply_finish
+
+        await database_sync_to_async(reply_finish)(
             reply_id=job.reply_id, content=reply.text, status=status, error=error, usage=usage
         )
     finally:
