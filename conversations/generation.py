@@ -144,9 +144,7 @@ class _Reply:
             # services imports this module to start jobs; a job reaches back only to save.
             from conversations.services import reply_checkpoint
 
-            await database_sync_to_async(reply_checkpoint)(
-                reply_id=self.job.reply_id, content=self.text
-            )
+            await database_sync_to_async(reply_checkpoint)(reply_id=self.job.reply_id, content=self.text)
 
     async def publish(self, chunk: str) -> None:
         reply_id, seq = self.job.reply_id, self.seq + 1

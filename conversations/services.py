@@ -255,13 +255,15 @@ async def _reply_start(
 ) -> Exchange:
     # Ownership first: someone else's conversation is "not found", never "busy", and a
     # stranger can never hold its reply slot, not even for a moment.
-    conversation = await database_sync_to_async(conversation_get)(
-        owner=owner, conversation_id=conversation_id
-    )
+    def owned_with_limits() -> tuple[Conversation, limits.Limits]:
+        # One trip to the database thread, which every socket and request shares.
+        found = conversation_get(owner=owner, conversation_id=conversation_id)
+        return found, limits.limits_for(user_id=found.owner_id)
+
+    conversation, user_limits = await database_sync_to_async(owned_with_limits)()
     key = conversation.pk
     user_id = _owner_id(owner)
     holder = uuid.uuid4().hex
-    user_limits = await database_sync_to_async(limits.limits_for)(user_id=user_id)
     try:
         await limits.reply_admit(
             user_id=user_id, limits=user_limits, holder=holder, lease=generation.lease_seconds()
