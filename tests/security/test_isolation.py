@@ -197,7 +197,7 @@ def socket_actions() -> set[str]:
     return actions
 
 
-SOCKET_ACTIONS = {"send", "stop", "regenerate", "edit", "version"}
+SOCKET_ACTIONS = {"send", "stop", "regenerate", "edit", "version", "sync"}
 
 
 def test_every_socket_action_is_known_to_the_sweep():
