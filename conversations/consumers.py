@@ -25,6 +25,7 @@ from conversations import replylog, services
 from conversations.models import Conversation, Message
 from conversations.selectors import (
     conversation_get,
+    exchange_get,
     message_list,
     message_streaming,
     reply_settled,
@@ -99,23 +100,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def reply_started(self, event: dict[str, Any]) -> None:
         if event["reply_id"] == self.watching:
             return  # this socket sent the message and already shows the reply
-        messages = {
-            m.pk: m
-            async for m in Message.objects.select_related("conversation__role").filter(
-                pk__in=[event["user_message_id"], event["reply_id"]], conversation__owner_id=self.user.pk
-            )
-        }
-        reply = messages.get(event["reply_id"])
-        if reply is None or event["user_message_id"] not in messages:
+        exchange = await database_sync_to_async(exchange_get)(
+            owner=self.user, user_message_id=event["user_message_id"], reply_id=event["reply_id"]
+        )
+        if exchange is None:
             return
         if event.get("replaced"):
-            await self.send_conversation(reply.conversation)
+            await self.send_conversation(exchange.conversation)
         else:
-            exchange = services.Exchange(
-                conversation=reply.conversation, user_message=messages[event["user_message_id"]], reply=reply
-            )
             await self.send_fragment("chat/frames/sent.html", {"exchange": exchange, "created": False})
-        self.watch(reply, after=replylog.START)
+        self.watch(exchange.reply, after=replylog.START)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:

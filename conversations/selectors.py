@@ -96,6 +96,33 @@ def message_streaming(*, conversation: Conversation) -> Message | None:
     )
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """A saved user message and the (streaming) reply created for it."""
+
+    conversation: Conversation
+    user_message: Message
+    reply: Message
+    # True when an earlier version of the last turn was set aside (regenerate, edit).
+    replaced: bool = False
+
+
+def exchange_get(
+    *, owner: AbstractBaseUser | AnonymousUser, user_message_id: int, reply_id: int
+) -> Exchange | None:
+    """A user message and the reply to it, if both are the owner's."""
+    messages = {
+        m.pk: m
+        for m in Message.objects.select_related("conversation__role").filter(
+            pk__in=[user_message_id, reply_id], conversation__owner_id=owner.pk
+        )
+    }
+    if user_message_id not in messages or reply_id not in messages:
+        return None
+    reply = messages[reply_id]
+    return Exchange(conversation=reply.conversation, user_message=messages[user_message_id], reply=reply)
+
+
 def _counts_as_context(message: Message) -> bool:
     if message.author == Message.Author.USER:
         return True

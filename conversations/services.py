@@ -6,7 +6,6 @@ import logging
 import secrets
 import uuid
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import timedelta
 
 from channels.db import database_sync_to_async
@@ -23,7 +22,7 @@ from redis.exceptions import RedisError
 from conversations import generation, limits, replylog
 from conversations.llm import ChatMessage, Usage
 from conversations.models import ApiToken, Conversation, Message
-from conversations.selectors import context_history, conversation_get, conversation_id_parse
+from conversations.selectors import Exchange, context_history, conversation_get, conversation_id_parse
 from roles.selectors import role_get_active, role_get_default
 
 logger = logging.getLogger(__name__)
@@ -105,17 +104,6 @@ def message_clean(content: object) -> str:
 def _title_from(content: str) -> str:
     line = " ".join(content.split())
     return line if len(line) <= TITLE_MAX_CHARS else line[: TITLE_MAX_CHARS - 1] + "…"
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """A saved user message and the (streaming) reply created for it."""
-
-    conversation: Conversation
-    user_message: Message
-    reply: Message
-    # True when an earlier version of the last turn was set aside (regenerate, edit).
-    replaced: bool = False
 
 
 class Redo(enum.Enum):
