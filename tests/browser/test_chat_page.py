@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, Message
 from tests.browser.conftest import open_page, screenshot, sign_in
@@ -156,9 +156,8 @@ LONG_TOKENS = [f"n{n} " for n in range(40)]
 LONG_TEXT = "".join(LONG_TOKENS)
 
 
-def test_a_reload_mid_reply_continues_without_gap_or_duplicate(
-    live_app, fake_openai, browser, csp_violations
-):
+def long_reply_under_way(live_app, fake_openai, browser, csp_violations) -> Page:
+    """Alice signed in, with a slow 40-word reply a few words in."""
     make_user("alice")
     fake_openai.queue_reply(Reply(tokens=LONG_TOKENS, delay=0.08))
     page = open_page(browser, csp_violations)
@@ -166,6 +165,13 @@ def test_a_reload_mid_reply_continues_without_gap_or_duplicate(
     page.fill("#message-input", "Count for me")
     page.keyboard.press("Enter")
     expect(page.locator(".stream-text")).to_contain_text("n5 ")
+    return page
+
+
+def test_a_reload_mid_reply_continues_without_gap_or_duplicate(
+    live_app, fake_openai, browser, csp_violations
+):
+    page = long_reply_under_way(live_app, fake_openai, browser, csp_violations)
 
     page.reload()
 
@@ -179,13 +185,7 @@ def test_a_reload_mid_reply_continues_without_gap_or_duplicate(
 
 @pytest.mark.parametrize("how", ["button", "escape"])
 def test_stop_keeps_the_text_on_screen(live_app, fake_openai, browser, csp_violations, how):
-    make_user("alice")
-    fake_openai.queue_reply(Reply(tokens=LONG_TOKENS, delay=0.08))
-    page = open_page(browser, csp_violations)
-    sign_in(page, live_app, "alice")
-    page.fill("#message-input", "Count for me")
-    page.keyboard.press("Enter")
-    expect(page.locator(".stream-text")).to_contain_text("n5 ")
+    page = long_reply_under_way(live_app, fake_openai, browser, csp_violations)
 
     if how == "button":
         page.click("#stop-button")
