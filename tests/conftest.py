@@ -1,5 +1,6 @@
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -7,7 +8,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -100,6 +101,15 @@ async def wait_for_reply(reply_id: int, within: float = 10.0) -> Message:
 
 
 aget_user = sync_to_async(make_user)
+
+
+async def frames_until(communicator: Any, pattern: str, within: float = 5.0) -> list[str]:
+    """Receive a socket's frames until one matches `pattern`; return them all."""
+    frames: list[str] = []
+    while True:
+        frames.append(await communicator.receive_from(timeout=within))
+        if re.search(pattern, frames[-1]):
+            return frames
 
 
 # --- A real server process for browser tests ---------------------------------

@@ -10,7 +10,7 @@ from chatsite.asgi import application
 from conversations import generation
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create, message_send
-from tests.conftest import session_cookie_for, wait_for_reply
+from tests.conftest import frames_until, session_cookie_for, wait_for_reply
 from tests.fake_openai import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,16 +26,6 @@ async def connect(user, path="/ws/chat/", origin=b"http://localhost"):
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect()
     return communicator, connected, code
-
-
-async def frames_until(communicator, pattern, within=5.0):
-    """Receive frames until one matches `pattern`; return them all."""
-    frames = []
-    while True:
-        frame = await communicator.receive_from(timeout=within)
-        frames.append(frame)
-        if re.search(pattern, frame):
-            return frames
 
 
 async def test_a_message_streams_into_fragments_and_is_saved(alice, builtin_roles, fake_openai):

@@ -19,7 +19,7 @@ from conversations.models import Conversation, Message
 from conversations.selectors import turn_versions
 from conversations.services import api_token_create, conversation_create, message_send
 from roles.models import Role
-from tests.conftest import session_cookie_for, wait_for_reply
+from tests.conftest import frames_until, session_cookie_for, wait_for_reply
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.security.routes import (
     CONVERSATION_IN_PARAMS,
@@ -364,14 +364,6 @@ KEY_MARKER = "sk-key-marker-3f9b1c"
 PROMPT_MARKER = "System-prompt-marker-8e21"
 # The frame that replaces a finished reply (a whole-conversation frame also holds finished replies).
 FINISHED = r'msg-assistant status-complete" data-status="complete" hx-swap-oob="outerHTML"'
-
-
-async def frames_until(communicator, pattern: str, within: float = 5.0) -> list[str]:
-    frames = []
-    while True:
-        frames.append(await communicator.receive_from(timeout=within))
-        if re.search(pattern, frames[-1]):
-            return frames
 
 
 async def secrets_of(fake_openai: FakeOpenAI) -> list[tuple[str, str]]:

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import re
 
 import pytest
 import websockets
@@ -13,7 +12,7 @@ from websockets.typing import Origin
 
 from chatsite.asgi import application
 from conversations.models import Message
-from tests.conftest import session_cookie_for
+from tests.conftest import frames_until, session_cookie_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,14 +29,6 @@ async def connect(user, *, origin: bytes | None = b"http://localhost"):
     communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
     connected, code = await communicator.connect()
     return communicator, connected, code
-
-
-async def frames_until(communicator, pattern: str, within: float = 5.0) -> list[str]:
-    frames = []
-    while True:
-        frames.append(await communicator.receive_from(timeout=within))
-        if re.search(pattern, frames[-1]):
-            return frames
 
 
 async def still_chats(communicator) -> bool:
