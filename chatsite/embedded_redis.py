@@ -5,12 +5,19 @@ It runs `redis-server` from PATH if there is one, otherwise the binary that the
 keeps nothing on disk, and is stopped with the process that started it.
 """
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 from types import TracebackType
+
+import redis as redis_client
+
+WORKDIR_PREFIX = "chatsite-redis-"
 
 
 def redis_server_binary() -> str:
@@ -38,6 +45,41 @@ class EmbeddedRedis:
         self.port = port
         self.process: subprocess.Popen[bytes] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        # An adopted server (started by an earlier launcher): its pid and folder.
+        self._adopted: tuple[int, Path] | None = None
+
+    @staticmethod
+    def _identify(url: str) -> tuple[int, Path] | None:
+        """The pid and folder of the embedded Chatsite Redis at `url`, or None (nothing
+        there, or a server that is not one: its working folder tells)."""
+        if not url.startswith("redis://127.0.0.1:"):
+            return None
+        try:
+            connection = redis_client.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+            try:
+                folder = Path(str(connection.config_get("dir")["dir"]))
+                pid = int(connection.info("server")["process_id"])
+            finally:
+                connection.close()
+        except (OSError, KeyError, ValueError, redis_client.RedisError):
+            return None
+        if folder.parent != Path(tempfile.gettempdir()) or not folder.name.startswith(WORKDIR_PREFIX):
+            return None
+        return pid, folder
+
+    @classmethod
+    def is_ours(cls, url: str) -> bool:
+        return cls._identify(url) is not None
+
+    @classmethod
+    def adopt(cls, url: str) -> "EmbeddedRedis | None":
+        """Take over the embedded Redis an earlier launcher left running at `url`, if any."""
+        found = cls._identify(url)
+        if found is None:
+            return None
+        adopted = cls(binary="adopted", port=int(url.rsplit(":", 1)[1].split("/")[0]))
+        adopted._adopted = found
+        return adopted
 
     @property
     def url(self) -> str:
@@ -49,7 +91,7 @@ class EmbeddedRedis:
         return f"embedded redis-server ({source}) on 127.0.0.1:{self.port}"
 
     def start(self, *, attempts: int = 5) -> "EmbeddedRedis":
-        self._workdir = tempfile.TemporaryDirectory(prefix="chatsite-redis-")
+        self._workdir = tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX)
         last_error = ""
         for _ in range(attempts):
             port = self.port or free_port()
@@ -104,6 +146,19 @@ class EmbeddedRedis:
         return False
 
     def stop(self) -> None:
+        if self._adopted is not None:
+            pid, folder = self._adopted
+            self._adopted = None
+            try:
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    os.kill(pid, 0)
+                    time.sleep(0.05)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            shutil.rmtree(folder, ignore_errors=True)
         if self.process is not None:
             if self.process.poll() is None:
                 self.process.terminate()

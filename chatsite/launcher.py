@@ -13,11 +13,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import redis as redis_client
 from dotenv import load_dotenv
 
 from chatsite.embedded_redis import EmbeddedRedis
 from chatsite.local_model import LocalModelServer, LocalModelUnavailable, start_local_model
+from chatsite.workers import WorkerPool, listening_socket, raise_open_files_limit, worker_count
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -65,7 +65,7 @@ def _prepare() -> None:
             print(f"  Created admin account {username!r}.")
 
 
-def _banner(redis_label: str) -> str:
+def _banner(redis_label: str, workers: int) -> str:
     from django.conf import settings
 
     from conversations.llm import provider_get
@@ -87,24 +87,11 @@ def _banner(redis_label: str) -> str:
             f"  Redis:     {redis_label}",
             f"  Model:     {model}",
             f"  Sign-up:   {'open' if settings.CHATSITE_SIGNUP_ENABLED else 'closed'}",
+            f"  Workers:   {workers} serving process(es) (CHATSITE_WORKERS)",
             "  Stop with Ctrl-C.",
             "",
         ]
     )
-
-
-def _running_app_redis(url: str) -> str | None:
-    if not url:
-        return None
-    try:
-        connection = redis_client.Redis.from_url(url, socket_connect_timeout=1)
-        try:
-            connection.ping()
-        finally:
-            connection.close()
-        return url
-    except (OSError, redis_client.RedisError):
-        return None
 
 
 def manage(args: list[str]) -> int:
@@ -116,8 +103,8 @@ def manage(args: list[str]) -> int:
         os.environ.update({key: value for key, value in running.items() if key != "REDIS_URL"})
     redis: EmbeddedRedis | None = None
     if not os.environ.get("REDIS_URL", "").strip():
-        shared = _running_app_redis(running.get("REDIS_URL", ""))
-        if shared:
+        shared = running.get("REDIS_URL", "")
+        if EmbeddedRedis.is_ours(shared):
             os.environ["REDIS_URL"] = shared
         else:
             redis = EmbeddedRedis().start()
@@ -182,13 +169,25 @@ def _local_model_env(server: LocalModelServer) -> dict[str, str]:
     }
 
 
+def _embedded_redis() -> EmbeddedRedis:
+    """The embedded Redis of an earlier `./run` that was killed outright (its runtime file
+    is still there, and so is its Redis, with the reply logs that the reaper needs), else
+    a new one. Never a server that is not an embedded Chatsite Redis."""
+    adopted = EmbeddedRedis.adopt(_runtime_read().get("REDIS_URL", ""))
+    if adopted is not None:
+        print(f"  Adopted the embedded Redis of an earlier run on 127.0.0.1:{adopted.port}.", flush=True)
+        return adopted
+    return EmbeddedRedis().start()
+
+
 def serve() -> int:
+    raise_open_files_limit()
     local_model = _start_local_model()
     redis: EmbeddedRedis | None = None
     if os.environ.get("REDIS_URL", "").strip():
         redis_label = f"{os.environ['REDIS_URL']} (REDIS_URL)"
     else:
-        redis = EmbeddedRedis().start()
+        redis = _embedded_redis()
         os.environ["REDIS_URL"] = redis.url
         redis_label = redis.version_label
     started = {"REDIS_URL": redis.url} if redis else {}
@@ -196,25 +195,24 @@ def serve() -> int:
         started.update(_local_model_env(local_model))
     if started:
         _runtime_write(started)
+    status = 0
     try:
         _prepare()
         from django.conf import settings
 
-        print(_banner(redis_label), flush=True)
-        from daphne.cli import CommandLineInterface
-
+        count = worker_count(os.environ.get("CHATSITE_WORKERS", ""))
+        sock = listening_socket(settings.API_HOST, settings.API_PORT)
+        print(_banner(redis_label, count), flush=True)
         # Behind a reverse proxy, the client's address comes from X-Forwarded-For.
         proxy = ["--proxy-headers"] if settings.PROXY_HEADERS else []
-        CommandLineInterface().run(
-            ["-b", settings.API_HOST, "-p", str(settings.API_PORT), *proxy, "chatsite.asgi:application"]
-        )
+        status = WorkerPool(sock=sock, count=count, daphne_args=proxy).run()
     finally:
         runtime_file().unlink(missing_ok=True)
         if redis is not None:
             redis.stop()
         if local_model is not None:
             local_model.stop()
-    return 0
+    return status
 
 
 def main() -> int:

@@ -183,10 +183,31 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
+# Seconds a Redis command may take before it fails; blocking reads add their own block time.
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 5.0)
+# The reply engine's async connections per serving process: commands wait for a free one
+# (up to REDIS_POOL_TIMEOUT seconds) rather than fail; nothing holds one for long.
+REDIS_POOL_SIZE = env_int("REDIS_POOL_SIZE", 50)
+REDIS_POOL_TIMEOUT = env_float("REDIS_POOL_TIMEOUT", 5.0)
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CACHE_KEY_PREFIX", "chatsite")},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # channels-redis waits for a socket's messages with a 5 s BZPOPMIN;
+                    # redis-py's default 5 s read timeout fired first, and every idle
+                    # chat socket was closed with 1011 every few seconds.
+                    "socket_timeout": 5 + REDIS_SOCKET_TIMEOUT + 5,
+                    "socket_connect_timeout": 2,
+                    "socket_keepalive": True,
+                    "max_connections": REDIS_POOL_SIZE,
+                }
+            ],
+            "prefix": env_str("CACHE_KEY_PREFIX", "chatsite"),
+        },
     }
 }
 
@@ -242,6 +263,11 @@ CHAT_STREAM_INTERVAL = env_float("CHAT_STREAM_INTERVAL", 0.05)
 CHAT_LEASE_SECONDS = env_int("CHAT_LEASE_SECONDS", 15)
 # A long reply's text is saved to the database this often while it is written.
 CHAT_CHECKPOINT_SECONDS = env_float("CHAT_CHECKPOINT_SECONDS", 10.0)
+# Replies one serving process writes at once; past it a new message is refused ("busy,
+# try again"), HTTP 503 with Retry-After on the API.
+CHAT_MAX_REPLIES_PER_PROCESS = env_int("CHAT_MAX_REPLIES_PER_PROCESS", 1000)
+# What Retry-After says when the service is busy or Redis is unreachable.
+CHAT_RETRY_AFTER_SECONDS = env_int("CHAT_RETRY_AFTER_SECONDS", 5)
 # How long a finished reply's event log stays in Redis for late watchers.
 CHAT_STREAM_TTL = env_int("CHAT_STREAM_TTL", 600)
 

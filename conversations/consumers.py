@@ -8,7 +8,6 @@ Closing the socket cancels only the watch task; the reply goes on being written.
 import asyncio
 import json
 import logging
-from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -21,14 +20,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation.trans_real import parse_accept_lang_header
 from redis.exceptions import RedisError
 
-from conversations import replylog, services
+from conversations import hub, replylog, services
 from conversations.models import Conversation, Message
 from conversations.selectors import (
     conversation_get,
     exchange_get,
     message_list,
     message_streaming,
-    reply_settled,
     turn_versions,
 )
 
@@ -240,8 +238,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def follow(self, reply: Message, after: str, known: str) -> None:
         try:
-            settled = partial(reply_settled, reply.pk)
-            async for event in replylog.follow(reply_id=reply.pk, after=after, known=known, settled=settled):
+            async for event in hub.follow(reply_id=reply.pk, after=after, known=known):
                 if event.kind == "delta":
                     await self.send_fragment(
                         "chat/frames/delta.html", {"reply": reply, "text": event.text, "seq": event.seq}

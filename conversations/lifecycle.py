@@ -4,7 +4,8 @@ Under daphne (Twisted's asyncio reactor) chatsite.asgi installs these hooks:
 - when the server starts, and then every REAP_SECONDS, replies left `streaming` by a
   process that died are finished as `interrupted` with their last text;
 - when the server stops (SIGTERM, Ctrl-C), running replies are cancelled and each
-  saves the text it has as `interrupted` before the process exits.
+  publishes and saves the text it has as `interrupted`, and their watchers here are
+  sent that end, before daphne cancels the connections (its own shutdown step).
 """
 
 import asyncio
@@ -61,11 +62,34 @@ def _close_oversized_frames_politely() -> None:
     WebSocketFactory._chatsite_closes_politely = True
 
 
+def _save_replies_before_connections_close() -> None:
+    """Run generation.shutdown() inside daphne's own shutdown step, before it cancels
+    every connection: daphne cancels them in a "before shutdown" trigger of its own, and
+    Twisted runs all such triggers at once, so a separate trigger would save the replies
+    but leave their SSE clients and sockets without the end event."""
+    from daphne.server import Server
+    from twisted.internet import defer
+
+    if getattr(Server, "_chatsite_saves_replies", False):
+        return
+    kill_all_applications = Server.kill_all_applications
+
+    def kill_after_saving(self: Any) -> "defer.Deferred[Any]":
+        if _reaper is not None:
+            _reaper.cancel()
+        saved = defer.Deferred.fromFuture(asyncio.ensure_future(generation.shutdown()))
+        saved.addErrback(lambda failure: logger.error("Saving replies on shutdown failed: %s", failure))
+        saved.addBoth(lambda _result: kill_all_applications(self))
+        return saved
+
+    Server.kill_all_applications = kill_after_saving
+    Server._chatsite_saves_replies = True
+
+
 def install_daphne_hooks() -> None:
     """Hook into Twisted's start and shutdown when this process runs under daphne."""
     if "twisted.internet.reactor" not in sys.modules:
         return  # not under daphne (tests' in-process ASGI, management commands)
-    from twisted.internet import defer
     from twisted.internet import reactor as twisted_reactor
 
     reactor: Any = twisted_reactor  # Twisted types the reactor as interfaces; it is all of them
@@ -74,11 +98,6 @@ def install_daphne_hooks() -> None:
         global _reaper
         _reaper = asyncio.ensure_future(reap_forever())
 
-    def save_running_replies() -> "defer.Deferred[Any]":
-        if _reaper is not None:
-            _reaper.cancel()
-        return defer.Deferred.fromFuture(asyncio.ensure_future(generation.shutdown()))
-
     _close_oversized_frames_politely()
+    _save_replies_before_connections_close()
     reactor.callWhenRunning(start_reaper)
-    reactor.addSystemEventTrigger("before", "shutdown", save_running_replies)

@@ -92,20 +92,30 @@ return {'ok', 0}
 """
 
 
+def limits_off(limits: Limits) -> bool:
+    return not (limits.messages_per_minute or limits.concurrent_replies or limits.daily_tokens)
+
+
 async def reply_admit(*, user_id: int, limits: Limits, holder: str, lease: int) -> None:
-    """Count a new message and its reply against the user's limits, or raise LimitExceeded."""
+    """Count a new message and its reply against the user's limits, or raise LimitExceeded.
+
+    With every limit off, nothing is counted and Redis is not asked.
+    """
+    if limits_off(limits):
+        return
     verdict, wait = cast(
         Any,
-        await replylog.client().eval(
-            _ADMIT,
-            3,
-            *_keys(user_id),
-            time.time(),
-            limits.messages_per_minute,
-            limits.concurrent_replies,
-            limits.daily_tokens,
-            holder,
-            lease,
+        await replylog.script(_ADMIT)(
+            keys=list(_keys(user_id)),
+            args=[
+                time.time(),
+                limits.messages_per_minute,
+                limits.concurrent_replies,
+                limits.daily_tokens,
+                holder,
+                lease,
+            ],
+            client=replylog.client(),
         ),
     )
     verdict = verdict.decode() if isinstance(verdict, bytes) else verdict
@@ -130,14 +140,13 @@ async def reply_admit(*, user_id: int, limits: Limits, holder: str, lease: int) 
     )
 
 
-async def reply_renew(*, user_id: int, holder: str, lease: int) -> None:
-    """A reply still being written keeps its place among the user's concurrent replies."""
+def reply_renew_queue(pipe: Any, *, user_id: int, holder: str, lease: int) -> None:
+    """Queue, on the publisher's pipeline, what keeps a reply still being written in its
+    place among the user's concurrent replies."""
     replies = _keys(user_id)[1]
-    async with replylog.client().pipeline(transaction=True) as pipe:
-        # GT: only ever moves the expiry later; a member the key's expiry dropped is added back.
-        pipe.zadd(replies, {holder: time.time() + lease}, gt=True)
-        pipe.expire(replies, lease)
-        await pipe.execute()
+    # GT: only ever moves the expiry later; a member the key's expiry dropped is added back.
+    pipe.zadd(replies, {holder: time.time() + lease}, gt=True)
+    pipe.expire(replies, lease)
 
 
 async def reply_done(*, user_id: int, holder: str, tokens: int) -> None:

@@ -173,12 +173,21 @@ def api_token_list(*, username: str | None = None) -> QuerySet[ApiToken]:
     return tokens.filter(user__username=username) if username else tokens
 
 
-async def reply_settled(reply_id: int) -> tuple[str, str] | None:
-    """A reply's saved status and error once it is no longer being written, else None.
+@dataclass(frozen=True)
+class ReplySettled:
+    status: str
+    error: str
+    content: str
 
-    For watchers (replylog.follow) whose end event never came; a deleted reply is over.
+
+async def reply_settled(reply_id: int) -> ReplySettled | None:
+    """A reply's saved status, error and text once it is no longer being written, else None.
+
+    For watchers (hub.follow) whose end event never came; a deleted reply is over.
     """
-    state = await Message.objects.filter(pk=reply_id).values_list("status", "error").afirst()
+    state = await Message.objects.filter(pk=reply_id).values_list("status", "error", "content").afirst()
     if state is None:
-        return (Message.Status.STOPPED, "")
-    return None if state[0] == Message.Status.STREAMING else (state[0], state[1])
+        return ReplySettled(status=Message.Status.STOPPED, error="", content="")
+    if state[0] == Message.Status.STREAMING:
+        return None
+    return ReplySettled(status=state[0], error=state[1], content=state[2])

@@ -48,7 +48,16 @@ def _owner_id(owner: User) -> int:
     return int(owner.pk)
 
 
-def conversation_create(*, owner: User, role_slug: str | None = None, title: str = "") -> Conversation:
+def title_clean(title: object) -> str:
+    if not isinstance(title, str):
+        raise ChatError(_("A title must be text."), code="invalid_title")
+    if _has_unstorable(title):
+        raise ChatError(_("This title contains characters that cannot be saved."), code="invalid_title")
+    return " ".join(title.split())[:200]
+
+
+def conversation_create(*, owner: User, role_slug: str | None = None, title: object = "") -> Conversation:
+    title = title_clean(title)
     role = role_get_active(slug=role_slug) if role_slug else role_get_default()
     if role is None:
         if role_slug:
@@ -57,19 +66,19 @@ def conversation_create(*, owner: User, role_slug: str | None = None, title: str
     return Conversation.objects.create(
         owner_id=_owner_id(owner),
         role=role,
-        title=title.strip()[:200],
+        title=title,
         system_prompt=role.system_prompt,
         model=role.model,
         temperature=role.temperature,
     )
 
 
-def conversation_rename(*, owner: User, conversation_id: object, title: str) -> Conversation:
-    title = " ".join(title.split())
+def conversation_rename(*, owner: User, conversation_id: object, title: object) -> Conversation:
+    title = title_clean(title)
     if not title:
         raise ChatError(_("A title cannot be empty."), code="empty_title")
     conversation = conversation_get(owner=owner, conversation_id=conversation_id)
-    conversation.title = title[:200]
+    conversation.title = title
     conversation.save(update_fields=["title", "updated_at"])
     return conversation
 
@@ -86,9 +95,23 @@ def conversation_delete(*, owner: User, conversation_id: object) -> None:
     conversation.delete()
 
 
+def _has_unstorable(text: str) -> bool:
+    """NUL (PostgreSQL refuses it) or a lone surrogate (not encodable as UTF-8)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def message_clean(content: object) -> str:
     if not isinstance(content, str):
         raise ChatError(_("A message must be text."), code="invalid_message")
+    if _has_unstorable(content):
+        # Rejected, not repaired: changing what the user typed behind their back is worse.
+        raise ChatError(_("This message contains characters that cannot be saved."), code="invalid_message")
     content = content.strip()
     if not content:
         raise ChatError(_("Type a message first."), code="empty_message")
@@ -233,6 +256,14 @@ async def message_edit(*, owner: User, conversation_id: object, content: object)
     )
 
 
+def _unavailable() -> ChatError:
+    return ChatError(
+        _("The chat service is briefly unavailable. Your message was not sent; try again in a few seconds."),
+        code="unavailable",
+        retry_after=settings.CHAT_RETRY_AFTER_SECONDS,
+    )
+
+
 async def _reply_start(
     *,
     owner: User,
@@ -249,6 +280,14 @@ async def _reply_start(
         return found, limits.limits_for(user_id=found.owner_id)
 
     conversation, user_limits = await database_sync_to_async(owned_with_limits)()
+    if generation.running_count() >= settings.CHAT_MAX_REPLIES_PER_PROCESS:
+        # Past capacity a new reply would slow every reply being written: refuse it clearly.
+        raise ChatError(
+            _("Chatsite is busy right now. Try again in %(seconds)s s.")
+            % {"seconds": settings.CHAT_RETRY_AFTER_SECONDS},
+            code="busy",
+            retry_after=settings.CHAT_RETRY_AFTER_SECONDS,
+        )
     key = conversation.pk
     user_id = _owner_id(owner)
     holder = uuid.uuid4().hex
@@ -258,10 +297,15 @@ async def _reply_start(
         )
     except limits.LimitExceeded as exc:
         raise ChatError(exc.message, code="rate_limited", retry_after=exc.retry_after) from None
+    except RedisError:
+        raise _unavailable() from None
     try:
-        acquired = await replylog.active_acquire(
-            conversation_id=key, holder=holder, ttl=generation.lease_seconds()
-        )
+        try:
+            acquired = await replylog.active_acquire(
+                conversation_id=key, holder=holder, ttl=generation.lease_seconds()
+            )
+        except RedisError:
+            raise _unavailable() from None
         if not acquired:
             raise ChatError(
                 _("A reply is still being written. Wait for it, or stop it first."), code="reply_in_progress"
@@ -276,13 +320,16 @@ async def _reply_start(
                 redo=redo,
             )
         except BaseException:
-            await replylog.active_release(conversation_id=key, holder=holder)
+            with suppress(RedisError):
+                await replylog.active_release(conversation_id=key, holder=holder)
             raise
     except BaseException:
         # Refused or failed: the reply never ran, so it holds no place among the user's replies.
-        await limits.reply_done(user_id=user_id, holder=holder, tokens=0)
+        if not limits.limits_off(user_limits):
+            with suppress(RedisError):
+                await limits.reply_done(user_id=user_id, holder=holder, tokens=0)
         raise
-    generation.start(job)
+    generation.start(job, _STORE)
     await _announce_reply(exchange)
     return exchange
 
@@ -343,7 +390,10 @@ async def reply_stop(*, owner: User, conversation_id: object, seen: int | None =
         .afirst()
     )
     if reply is not None:
-        await replylog.stop_request(reply_id=reply.pk, seen=seen)
+        try:
+            await replylog.stop_request(reply_id=reply.pk, seen=seen)
+        except RedisError:
+            raise _unavailable() from None
     return reply
 
 
@@ -365,6 +415,9 @@ def reply_finish(*, reply_id: int, content: str, status: str, error: str, usage:
             updated_at=updated,
         )
         Conversation.objects.filter(messages__pk=reply_id).update(updated_at=updated)
+
+
+_STORE = generation.Store(checkpoint=reply_checkpoint, finish=reply_finish)
 
 
 def reply_reap_orphans(*, running: set[int]) -> int:

@@ -19,8 +19,8 @@ from django.test import Client
 from django.utils import translation
 from django_redis import get_redis_connection
 
-from chatsite.embedded_redis import free_port
-from conversations import replylog
+from chatsite.embedded_redis import EmbeddedRedis, free_port
+from conversations import hub
 from conversations.models import Message
 from roles.services import role_load_builtins
 from tests.fake_openai import FakeOpenAI
@@ -53,6 +53,27 @@ def fake_openai(settings) -> Iterator[FakeOpenAI]:
         settings.OPENAI_MODEL = "fake-model"
         settings.CHAT_STREAM_INTERVAL = 0.0
         yield server
+
+
+@pytest.fixture
+def own_redis(settings) -> Iterator[EmbeddedRedis]:
+    """A Redis of this test's own, so it can be killed and restarted."""
+    server = EmbeddedRedis().start()
+    settings.REDIS_URL = server.url
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": server.url}}
+    yield server
+    server.stop()
+
+
+def redis_restart(server: EmbeddedRedis, *, down_for: float = 0.0) -> None:
+    """Kill the server as a crash would, and start it again, empty, on the same port."""
+    port = server.port
+    assert server.process is not None
+    server.process.kill()
+    server.stop()
+    time.sleep(down_for)
+    server.port = port
+    server.start()
 
 
 @pytest.fixture
@@ -93,7 +114,7 @@ async def wait_for_reply(reply_id: int, within: float = 10.0) -> Message:
     """Follow the reply's live log to its end (as a watcher would), then read the saved row."""
 
     async def drain() -> None:
-        async for _event in replylog.follow(reply_id=reply_id):
+        async for _event in hub.follow(reply_id=reply_id):
             pass
 
     await asyncio.wait_for(drain(), within)

@@ -1,5 +1,6 @@
 """`./run`'s server start-up, run as a real process the way a user runs it."""
 
+import json
 import os
 import re
 import signal
@@ -13,12 +14,15 @@ from contextlib import closing
 from pathlib import Path
 
 from chatsite.embedded_redis import free_port
+from tests.fake_openai import FakeOpenAI, Reply
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
-def start_launcher(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
+def start_launcher(
+    tmp_path: Path, *, own_group: bool = False, port: int | None = None, **extra: str
+) -> tuple[subprocess.Popen[str], int]:
+    port = port or free_port()
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update(
         {
@@ -38,6 +42,7 @@ def start_launcher(tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[str],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=own_group,  # so a test can kill the launcher and its workers at once
     )
     return process, port
 
@@ -142,3 +147,123 @@ def test_a_configured_provider_means_no_local_model(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
     assert launcher._start_local_model() is None
+
+
+def test_run_serves_on_several_worker_processes_sharing_one_port(tmp_path):
+    process, port = start_launcher(tmp_path, CHATSITE_WORKERS="2")
+    try:
+        wait_until_serving(port, process)
+        daphnes = daphne_children(process.pid)
+        statuses = [
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=5).status
+            for _ in range(10)
+        ]
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+
+    assert "Workers:   2 serving process(es)" in output
+    assert len(daphnes) == 2
+    assert statuses == [200] * 10
+    assert not any(Path(f"/proc/{pid}").exists() for pid in daphnes)  # stopped with the launcher
+
+
+def test_a_worker_that_dies_is_replaced(tmp_path):
+    process, port = start_launcher(tmp_path, CHATSITE_WORKERS="1")
+    try:
+        wait_until_serving(port, process)
+        [worker] = daphne_children(process.pid)
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        replaced: list[int] = []
+        while time.monotonic() < deadline and not replaced:
+            time.sleep(0.2)
+            replaced = [pid for pid in children_of(process.pid) if pid != worker]
+        wait_until_serving(port, process)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+
+    assert replaced
+    assert "A serving process exited" in output
+
+
+def children_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def daphne_children(pid: int) -> list[int]:
+    return [child for child in children_of(pid) if b"daphne" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def api(port: int, method: str, path: str, token: str, body: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_after_the_app_is_killed_outright_the_next_start_keeps_what_users_were_sent(tmp_path):
+    """SIGKILL of the launcher and its workers at once: the embedded Redis (in a session of
+    its own) survives with the reply logs, the next ./run adopts it, and the reaper saves
+    each interrupted reply with the text its watchers had been sent."""
+    env = {
+        "CHAT_LEASE_SECONDS": "2",
+        "CHATSITE_WORKERS": "1",
+        "CHATSITE_ADMIN_USER": "boss",
+        "CHATSITE_ADMIN_PASSWORD": "a-long-admin-password-1",
+    }
+    with FakeOpenAI() as provider:
+        provider.queue_reply(Reply(tokens=[f"w{n} " for n in range(300)], delay=0.02))
+        env.update(OPENAI_BASE_URL=provider.base_url, OPENAI_API_KEY="k", OPENAI_MODEL="fake-model")
+        process, port = start_launcher(tmp_path, own_group=True, **env)
+        wait_until_serving(port, process)
+        token = run_manage(tmp_path, "api_token", "create", "--user", "boss").strip().split()[-1]
+        session = api(port, "POST", "/chat/start", token, {})["session_id"]
+        stream = urllib.request.urlopen(
+            urllib.request.Request(
+                f"http://127.0.0.1:{port}/chat/stream?session_id={session}&message=go",
+                headers={"Authorization": f"Bearer {token}"},
+            ),
+            timeout=10,
+        )
+        shown = ""
+        while len(shown.split()) < 20:
+            line = stream.readline().decode()
+            if line.startswith("data: "):
+                shown += json.loads(line[6:])["content"]
+        time.sleep(1.0)  # what the watcher had been sent a second before the kill
+
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=10)
+        stream.close()
+        redis_url = json.loads(runtime_file(tmp_path).read_text())["REDIS_URL"]
+        redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        assert port_is_open(redis_port)  # the embedded Redis lived on, with the logs
+
+        time.sleep(2.5)  # the dead workers' leases expire
+        again, port = start_launcher(tmp_path, port=free_port(), **env)
+        try:
+            wait_until_serving(port, again)
+            deadline = time.monotonic() + 30
+            reply: dict = {}
+            while time.monotonic() < deadline and reply.get("status") != "interrupted":
+                time.sleep(0.3)
+                reply = api(port, "GET", f"/chat/history?session_id={session}", token)["messages"][-1]
+        finally:
+            again.send_signal(signal.SIGINT)
+            output, _ = again.communicate(timeout=30)
+
+    assert "Adopted the embedded Redis" in output
+    assert reply["status"] == "interrupted"
+    assert reply["content"].startswith(shown)
+    assert not port_is_open(redis_port)  # stopped with the run that adopted it
+
+
+def runtime_file(tmp_path: Path) -> Path:
+    return tmp_path / "db.sqlite3.runtime.json"

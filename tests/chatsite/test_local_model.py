@@ -17,7 +17,7 @@ from openai import AsyncOpenAI, AuthenticationError
 
 from chatsite import local_model
 from chatsite.local_model import LocalModelServer, LocalModelUnavailable, start_local_model
-from conversations import replylog
+from conversations import hub
 
 
 def _progress(line: str) -> None:
@@ -111,7 +111,7 @@ async def test_the_app_streams_a_reply_from_the_local_model(
     conversation = await sync_to_async(conversation_create)(owner=alice, role_slug="assistant")
     exchange = await message_send(owner=alice, conversation_id=conversation.pk, content="Say hello.")
     deltas = [
-        event.text async for event in replylog.follow(reply_id=exchange.reply.pk) if event.kind == "delta"
+        event.text async for event in hub.follow(reply_id=exchange.reply.pk) if event.kind == "delta"
     ]
     reply = await wait_for_reply(exchange.reply.pk, within=60)
 

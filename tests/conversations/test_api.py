@@ -898,3 +898,50 @@ def test_a_cookie_call_from_another_site_is_refused(client, alice, builtin_roles
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "cross_site"
     assert not Message.objects.filter(conversation=conversation).exists()
+
+
+# --- Overload and Redis trouble: a clear 503, never a 500 ---------------------------
+
+
+async def test_past_the_process_capacity_a_stream_is_a_503_with_retry_after(
+    alice, builtin_roles, fake_openai, settings
+):
+    settings.CHAT_MAX_REPLIES_PER_PROCESS = 1
+    settings.CHAT_RETRY_AFTER_SECONDS = 7
+    first, second = await acreate(owner=alice), await acreate(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=["a"], hang_after_tokens=1))
+    client, headers = AsyncClient(), bearer((await atoken(user=alice))[1])
+    await client.get("/chat/stream", {"session_id": str(first.pk), "message": "one"}, headers=headers)
+
+    params = {"session_id": str(second.pk), "message": "two"}
+    response = await client.get("/chat/stream", params, headers=headers)
+
+    assert error_of(response) == (503, "busy")
+    assert response["Retry-After"] == "7"
+    assert await Message.objects.filter(conversation=second).acount() == 0
+    await reply_stop(owner=alice, conversation_id=first.pk)
+    await generation.wait((await Message.objects.aget(conversation=first, author="assistant")).pk)
+
+
+@pytest.mark.parametrize("limits_on", [True, False])
+async def test_with_redis_down_a_stream_is_a_503_with_retry_after(
+    alice, builtin_roles, fake_openai, own_redis, settings, limits_on
+):
+    if not limits_on:
+        settings.CHAT_LIMIT_MESSAGES_PER_MINUTE = 0
+        settings.CHAT_LIMIT_CONCURRENT_REPLIES = 0
+        settings.CHAT_LIMIT_DAILY_TOKENS = 0
+    conversation = await acreate(owner=alice)
+    client, headers = AsyncClient(), bearer((await atoken(user=alice))[1])
+    own_redis.stop()
+
+    response = await client.post(
+        "/chat/stream",
+        {"session_id": str(conversation.pk), "message": "Hello?"},
+        content_type="application/json",
+        headers=headers,
+    )
+
+    assert error_of(response) == (503, "unavailable")
+    assert int(response["Retry-After"]) > 0
+    assert fake_openai.requests == []

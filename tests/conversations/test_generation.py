@@ -1,15 +1,12 @@
 """The generation job: stop, checkpoints, Redis outages, slow and failing providers."""
 
 import asyncio
-from functools import partial
 
 import pytest
 from asgiref.sync import sync_to_async
 
-from chatsite.embedded_redis import EmbeddedRedis
-from conversations import generation, replylog
+from conversations import generation, hub, replylog
 from conversations.models import Message
-from conversations.selectors import reply_settled
 from conversations.services import (
     ChatError,
     conversation_create,
@@ -36,7 +33,7 @@ async def start(user, fake_openai, reply):
 
 async def events_until(reply_id, count):
     events = []
-    async for event in replylog.follow(reply_id=reply_id):
+    async for event in hub.follow(reply_id=reply_id):
         events.append(event)
         if len(events) == count:
             return events
@@ -185,23 +182,13 @@ async def test_a_reply_with_a_live_lease_is_not_reaped(alice, builtin_roles, fak
 # --- Redis goes away mid-reply ------------------------------------------------------
 
 
-@pytest.fixture
-def own_redis(settings):
-    """A Redis of this test's own, so it can be killed and restarted."""
-    server = EmbeddedRedis().start()
-    settings.REDIS_URL = server.url
-    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": server.url}}
-    yield server
-    server.stop()
-
-
 async def test_a_reply_completes_across_a_redis_restart(alice, builtin_roles, fake_openai, own_redis):
     tokens = [f"w{n} " for n in range(20)]
     _, exchange = await start(alice, fake_openai, Reply(tokens=tokens, delay=0.05))
     seen: list[str] = []
 
     async def watch():
-        async for event in replylog.follow(reply_id=exchange.reply.pk):
+        async for event in hub.follow(reply_id=exchange.reply.pk):
             seen.append(event.text)
 
     watcher = asyncio.create_task(watch())
@@ -228,14 +215,28 @@ def test_reaping_tells_watchers_the_reply_is_over(alice, builtin_roles):
 
 
 async def test_a_watcher_stops_waiting_when_the_saved_reply_is_over(alice, builtin_roles, monkeypatch):
-    monkeypatch.setattr(replylog, "READ_BLOCK_MS", 50)
+    monkeypatch.setattr(hub, "QUIET_SECONDS", 0.05)
     reply = await sync_to_async(orphan)(alice)
     # Saved as over, but no end event was ever published (Redis was down at the time).
     await Message.objects.filter(pk=reply.pk).aupdate(status="interrupted", error="gone")
 
-    events = [e async for e in replylog.follow(reply_id=reply.pk, settled=partial(reply_settled, reply.pk))]
+    events = [e async for e in hub.follow(reply_id=reply.pk)]
 
-    assert [(e.kind, e.status) for e in events] == [("end", "interrupted")]
+    # Told it ended only after it has the whole saved text, with a real sequence number.
+    assert [(e.kind, e.text, e.status, e.seq) for e in events] == [
+        ("delta", "checkpointed text", "", 1),
+        ("end", "", "interrupted", 2),
+    ]
+
+
+async def test_a_settled_watcher_is_sent_only_the_text_it_is_missing(alice, builtin_roles, monkeypatch):
+    monkeypatch.setattr(hub, "QUIET_SECONDS", 0.05)
+    reply = await sync_to_async(orphan)(alice)
+    await Message.objects.filter(pk=reply.pk).aupdate(status="complete")
+
+    events = [e async for e in hub.follow(reply_id=reply.pk, known="checkpointed")]
+
+    assert [(e.kind, e.text) for e in events] == [("delta", " text"), ("end", "")]
 
 
 async def test_deleting_a_conversation_stops_its_reply(alice, builtin_roles, fake_openai):

@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 from chatsite.embedded_redis import EmbeddedRedis
 from conversations.models import Message
 from conversations.services import api_token_create, conversation_create
-from tests.conftest import make_user, session_cookie_for
+from tests.conftest import ARTIFACTS, make_user, session_cookie_for
 from tests.fake_openai import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -199,3 +199,67 @@ def test_a_redis_restart_keeps_users_signed_in_and_chatting(app_servers, fake_op
         assert _get(app, "/", cookie) == 200
     finally:
         redis.stop()
+
+
+def read_events(response: http.client.HTTPResponse) -> list[dict]:
+    """Every event until the stream ends (or the connection is cut)."""
+    events: list[dict] = []
+    try:
+        while line := response.readline():
+            if line.startswith(b"data: "):
+                events.append(json.loads(line[6:]))
+    except (http.client.IncompleteRead, ConnectionError):
+        pass
+    return events
+
+
+def test_sigterm_gives_every_stream_its_end_and_saves_what_it_was_sent(app_servers, fake_openai):
+    app = app_servers()
+    alice, token, first = alice_with_conversation()
+    second = conversation_create(owner=alice)
+    for _ in range(2):
+        fake_openai.queue_reply(Reply(tokens=[f"w{n} " for n in range(300)], delay=0.02))
+    streams = [open_stream(app, token, str(c.pk), "go") for c in (first, second)]
+    for _connection, response in streams:
+        read_chunks(response, 5)
+
+    app.process.send_signal(signal.SIGTERM)
+    received = [read_events(response) for _connection, response in streams]
+    app.process.wait(timeout=15)
+    for connection, _response in streams:
+        connection.close()
+
+    for conversation, events in zip((first, second), received, strict=True):
+        assert events[-1]["type"] == "error" and events[-1]["status"] == "interrupted"
+        reply = Message.objects.get(conversation=conversation, author="assistant")
+        assert reply.status == Message.Status.INTERRUPTED
+        sent = "".join(event["content"] for event in events if event["type"] == "chunk")
+        # The 5 chunks read before the signal, then the rest: the saved text is all of it.
+        assert reply.content.endswith(sent) and len(reply.content.split()) > 5
+
+
+async def test_an_idle_chat_socket_stays_open(app_servers):
+    """channels-redis waits 5 s at a time for a socket's messages; a Redis read timeout of
+    the same length closed every idle socket with 1011 every few seconds."""
+    app = await sync_to_async(app_servers)()
+    alice = await sync_to_async(make_user)("alice")
+    cookie = await sync_to_async(session_cookie_for)(alice)
+    log = ARTIFACTS / "daphne.log"
+    logged_before = log.stat().st_size
+    address = urlparse(app.url)
+    tab = await websockets.connect(
+        f"ws://{address.netloc}/ws/chat/",
+        additional_headers={"Cookie": cookie, "Origin": f"http://{address.netloc}"},
+    )
+
+    with pytest.raises(TimeoutError):  # nothing arrives, and above all no close
+        await asyncio.wait_for(tab.recv(), 60)
+    await tab.send(json.dumps({"action": "nonsense"}))
+    still_answering = str(await asyncio.wait_for(tab.recv(), 5))
+    await tab.close()
+
+    assert "Unknown action" in still_answering
+    with log.open("rb") as written:
+        written.seek(logged_before)
+        logged = written.read().decode(errors="replace")
+    assert "Traceback" not in logged and "TimeoutError" not in logged

@@ -3,8 +3,9 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django_redis import get_redis_connection
 
-from conversations import replylog
+from conversations import hub
 from conversations.models import Conversation, Message
 from conversations.selectors import message_list, turn_versions
 from conversations.services import (
@@ -168,7 +169,7 @@ async def test_stop_keeps_exactly_the_text_already_shown(alice, builtin_roles, f
     fake_openai.queue_reply(Reply(tokens=["Shown", " text"], hang_after_tokens=2))
     exchange = await message_send(owner=alice, conversation_id=conversation.pk, content="Hi")
     shown = []
-    async for event in replylog.follow(reply_id=exchange.reply.pk):
+    async for event in hub.follow(reply_id=exchange.reply.pk):
         shown.append(event.text)
         if "".join(shown) == "Shown text":
             break
@@ -314,3 +315,37 @@ async def test_only_the_last_turns_versions_can_be_chosen(alice, builtin_roles, 
         await sync_to_async(reply_version_select)(
             owner=alice, conversation_id=conversation.pk, reply_id=first.reply.pk
         )
+
+
+@pytest.mark.parametrize("text", ["lone \ud800 surrogate", "a NUL \x00 byte"])
+async def test_a_message_that_cannot_be_stored_is_refused_clearly(alice, builtin_roles, text):
+    conversation = await acreate(owner=alice)
+
+    with pytest.raises(ChatError) as refused:
+        await message_send(owner=alice, conversation_id=conversation.pk, content=text)
+
+    assert refused.value.code == "invalid_message"
+    assert await Message.objects.acount() == 0
+
+
+@pytest.mark.parametrize("title", ["\udfff", "nul\x00", 42, ["a"]])
+def test_a_title_that_cannot_be_stored_is_refused_clearly(alice, builtin_roles, title):
+    with pytest.raises(ChatError) as refused:
+        conversation_create(owner=alice, title=title)
+
+    assert refused.value.code == "invalid_title"
+
+
+async def test_with_every_limit_off_a_message_does_not_need_the_limits_in_redis(
+    alice, builtin_roles, fake_openai, settings
+):
+    settings.CHAT_LIMIT_MESSAGES_PER_MINUTE = 0
+    settings.CHAT_LIMIT_CONCURRENT_REPLIES = 0
+    settings.CHAT_LIMIT_DAILY_TOKENS = 0
+    conversation = await acreate(owner=alice)
+
+    _exchange, reply = await send(alice, conversation, "hi")
+
+    assert reply.status == "complete"
+    keys = await asyncio.to_thread(lambda: get_redis_connection("default").keys("chatsite:limits:*:minute"))
+    assert keys == []  # nothing was counted

@@ -1,6 +1,5 @@
 import asyncio
 import sys
-from functools import partial
 from typing import Any, TextIO
 
 from channels.db import database_sync_to_async
@@ -8,9 +7,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations import generation, replylog, services
+from conversations import generation, hub, services
 from conversations.models import Conversation, Message
-from conversations.selectors import conversation_get, reply_settled
+from conversations.selectors import conversation_get
 
 
 class Command(BaseCommand):
@@ -74,8 +73,7 @@ class Command(BaseCommand):
             self.stderr.write(exc.message)
             return "refused", exc.message
         status, error = "", ""
-        settled = partial(reply_settled, exchange.reply.pk)
-        async for event in replylog.follow(reply_id=exchange.reply.pk, settled=settled):
+        async for event in hub.follow(reply_id=exchange.reply.pk):
             if event.kind == "delta":
                 self.stdout.write(event.text, ending="")
                 self.stdout.flush()

@@ -1,0 +1,134 @@
+"""Several daphne processes serving one port, as `./run` starts them.
+
+One daphne process runs one event loop on one core. The launcher binds the port once
+and starts CHATSITE_WORKERS daphne children on that socket (`daphne -e fd:...`): the
+kernel hands each new connection to one of them. They share Redis and the database,
+so any of them can serve any page, socket or stream.
+
+The children are supervised: one that dies unexpectedly is started again. SIGINT or
+SIGTERM to the launcher is passed on as SIGTERM, so each child saves its running
+replies; a child whose launcher is killed outright gets SIGTERM from the kernel
+(PR_SET_PDEATHSIG) and does the same, instead of living on without a parent.
+"""
+
+import ctypes
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A child that exits this soon after starting, this many times in a row, is not restarted:
+# it is failing on start (a bad setting), not crashing under load.
+QUICK_EXIT_SECONDS = 10.0
+QUICK_EXITS_ALLOWED = 3
+STOP_GRACE_SECONDS = 30.0
+_PR_SET_PDEATHSIG = 1
+
+
+def worker_count(value: str) -> int:
+    """CHATSITE_WORKERS: empty means one per core."""
+    if not value.strip():
+        return max(1, os.cpu_count() or 1)
+    count = int(value)
+    if count < 1:
+        raise ValueError("CHATSITE_WORKERS must be 1 or more")
+    return count
+
+
+def raise_open_files_limit() -> None:
+    """Each stream, socket and Redis connection is a file descriptor; 1,024 is too few."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class WorkerPool:
+    def __init__(self, *, sock: socket.socket, count: int, daphne_args: list[str]) -> None:
+        self.sock = sock
+        self.count = count
+        # daphne's `fd:` endpoint adopts IPv4 sockets only (it passes its `domain` option on
+        # as text), so an IPv6 address is served by one process that binds it itself.
+        if sock.family == socket.AF_INET6:
+            host, port = sock.getsockname()[:2]
+            self.count = 1
+            binding = ["-b", host, "-p", str(port)]
+            sock.close()
+        else:
+            binding = ["-e", f"fd:fileno={sock.fileno()}"]
+        self.command = [sys.executable, "-m", "daphne", *binding, *daphne_args, "chatsite.asgi:application"]
+        self.children: list[tuple[subprocess.Popen[bytes], float]] = []
+        self.stopping = False
+
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], float]:
+        inherited = [self.sock.fileno()] if self.sock.fileno() >= 0 else []
+        process = subprocess.Popen(self.command, cwd=BASE_DIR, pass_fds=inherited, preexec_fn=_die_with_parent)
+        return process, time.monotonic()
+
+    def run(self) -> int:
+        """Serve until SIGINT/SIGTERM; returns the exit status."""
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def stop(_signum: int, _frame: object) -> None:
+            self.stopping = True
+
+        for sig in previous:
+            signal.signal(sig, stop)
+        try:
+            self.children = [self._spawn() for _ in range(self.count)]
+            return self._supervise()
+        finally:
+            self._stop_children()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _supervise(self, sleep: Callable[[float], None] = time.sleep) -> int:
+        quick_exits = 0
+        while not self.stopping:
+            sleep(0.2)
+            for index, (process, started) in enumerate(self.children):
+                code = process.poll()
+                if code is None or self.stopping:
+                    continue
+                quick = time.monotonic() - started < QUICK_EXIT_SECONDS
+                quick_exits = quick_exits + 1 if quick else 0
+                if quick_exits >= QUICK_EXITS_ALLOWED:
+                    print(f"  A serving process keeps exiting at start ({code}); stopping.", flush=True)
+                    return 1
+                print(f"  A serving process exited (status {code}); starting another.", flush=True)
+                self.children[index] = self._spawn()
+        return 0
+
+    def _stop_children(self) -> None:
+        for process, _started in self.children:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process, _started in self.children:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
