@@ -176,39 +176,59 @@ async def chat_stream(
         )
     client = _client_for(provider)
     received_text = False
-    try:
-        stream = await _create_stream(
-            lambda: client.chat.completions.create(
-                model=model or provider.model,
-                messages=[message.as_param() for message in messages],
-                stream=True,
-                stream_options={"include_usage": True},
-                temperature=openai.omit if temperature is None else temperature,
+    for attempt in range(settings.OPENAI_MAX_RETRIES + 1):
+        try:
+            stream = await _create_stream(
+                lambda: client.chat.completions.create(
+                    model=model or provider.model,
+                    messages=[message.as_param() for message in messages],
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    temperature=openai.omit if temperature is None else temperature,
+                )
             )
-        )
-        async with stream:
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    yield Usage(
-                        prompt_tokens=chunk.usage.prompt_tokens,
-                        completion_tokens=chunk.usage.completion_tokens,
-                    )
-                for choice in chunk.choices:
-                    if choice.delta.content:
-                        received_text = True
-                        yield choice.delta.content
-    except openai.OpenAIError as exc:
-        # Not the exception itself: a provider's error body can echo the API key.
-        logger.warning(
-            "Upstream model call failed: %s (HTTP %s)", type(exc).__name__, getattr(exc, "status_code", "-")
-        )
-        raise ProviderError(_error_message(exc), interrupted=received_text) from exc
-    except Exception as exc:  # the transport raises its own errors when a stream breaks
-        logger.warning("Upstream stream broke: %s", type(exc).__name__)
-        raise ProviderError(
-            _("The connection to the model broke off. The reply is incomplete."),
-            interrupted=received_text,
-        ) from exc
+            async with stream:
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        yield Usage(
+                            prompt_tokens=chunk.usage.prompt_tokens,
+                            completion_tokens=chunk.usage.completion_tokens,
+                        )
+                    for choice in chunk.choices:
+                        if choice.delta.content:
+                            received_text = True
+                            yield choice.delta.content
+            return
+        except openai.OpenAIError as exc:
+            # Not the exception itself: a provider's error body can echo the API key.
+            status = getattr(exc, "status_code", "-")
+            logger.warning("Upstream model call failed: %s (HTTP %s)", type(exc).__name__, status)
+            if _hung_before_text(exc, received_text) and attempt < settings.OPENAI_MAX_RETRIES:
+                # The provider answered, then sent nothing: nothing was shown, so one more
+                # try repeats no text.
+                logger.info("Upstream stream hung before any text; retrying once")
+                continue
+            raise ProviderError(_stream_error_message(exc, received_text), interrupted=received_text) from exc
+        except Exception as exc:  # the transport raises its own errors when a stream breaks
+            logger.warning("Upstream stream broke: %s", type(exc).__name__)
+            raise ProviderError(_dropped_message(), interrupted=received_text) from exc
+
+
+def _hung_before_text(exc: openai.OpenAIError, received_text: bool) -> bool:
+    return not received_text and isinstance(exc, openai.APITimeoutError | openai.APIConnectionError)
+
+
+def _dropped_message() -> str:
+    return _("The provider's connection dropped mid-reply. The reply is incomplete.")
+
+
+def _stream_error_message(exc: openai.OpenAIError, received_text: bool) -> str:
+    """After text was shown, say what happened to the reply, not that the provider is unreachable."""
+    if received_text and isinstance(exc, openai.APITimeoutError):
+        return _("The model took too long to send the rest of the reply. The reply is incomplete.")
+    if received_text and isinstance(exc, openai.APIConnectionError):
+        return _dropped_message()
+    return _error_message(exc)
 
 
 @dataclass(frozen=True)

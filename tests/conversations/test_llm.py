@@ -58,6 +58,36 @@ async def test_a_silent_upstream_times_out(fake_openai, settings):
     assert failed.value.interrupted is True  # text had arrived before the silence
 
 
+async def test_a_stream_that_hangs_before_any_text_is_tried_once_more(fake_openai, settings):
+    settings.OPENAI_READ_TIMEOUT = 0.5
+    fake_openai.queue_reply(Reply(tokens=["never"], hang_after_tokens=0))  # headers, then silence
+    fake_openai.queue_reply(Reply(tokens=["second", " try"]))
+
+    items = await collect()
+
+    assert [item for item in items if isinstance(item, str)] == ["second", " try"]
+    assert len(fake_openai.requests) == 2
+
+
+async def test_a_stream_that_hangs_after_text_is_not_tried_again(fake_openai, settings):
+    settings.OPENAI_READ_TIMEOUT = 0.5
+    fake_openai.queue_reply(Reply(tokens=["shown", "never"], hang_after_tokens=1))
+
+    with pytest.raises(ProviderError, match="rest of the reply"):
+        await collect()
+
+    assert len(fake_openai.requests) == 1  # a retry would repeat the text already shown
+
+
+async def test_a_connection_dropped_after_text_says_so(fake_openai):
+    fake_openai.queue_reply(Reply(tokens=["shown", "lost"], drop_after_tokens=1))
+
+    with pytest.raises(ProviderError, match="dropped mid-reply") as failed:
+        await collect()
+
+    assert failed.value.interrupted is True
+
+
 async def test_cancelling_the_stream_closes_the_upstream_connection(fake_openai):
     fake_openai.queue_reply(Reply(tokens=["a", "b"], hang_after_tokens=1))
 
