@@ -14,10 +14,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from chatsite import http_limits  # noqa: E402
 from conversations.lifecycle import install_daphne_hooks  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
 install_daphne_hooks()
+http_limits.install()
 
 application = ProtocolTypeRouter(
     {

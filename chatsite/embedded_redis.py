@@ -145,6 +145,22 @@ class EmbeddedRedis:
             time.sleep(0.05)
         return False
 
+    def alive(self) -> bool:
+        if self._adopted is not None:
+            try:
+                os.kill(self._adopted[0], 0)
+            except ProcessLookupError:
+                return False
+            return True
+        return self.process is not None and self.process.poll() is None
+
+    def restart(self) -> None:
+        """Start again on the same port (its clients reconnect to the same URL), empty."""
+        port = self.port
+        self.stop()
+        self.port = port
+        self.start()
+
     def stop(self) -> None:
         if self._adopted is not None:
             pid, folder = self._adopted

@@ -180,6 +180,17 @@ def _embedded_redis() -> EmbeddedRedis:
     return EmbeddedRedis().start()
 
 
+def _keep_alive(redis: EmbeddedRedis) -> None:
+    """The embedded Redis died (killed, out of memory): start it again on its port. Replies
+    being written republish their text; sessions come from the database meanwhile."""
+    if not redis.alive():
+        print("  The embedded Redis stopped; starting it again.", flush=True)
+        try:
+            redis.restart()
+        except RuntimeError as exc:
+            print(f"  Could not restart the embedded Redis: {exc}", flush=True)
+
+
 def serve() -> int:
     raise_open_files_limit()
     local_model = _start_local_model()
@@ -205,7 +216,8 @@ def serve() -> int:
         print(_banner(redis_label, count), flush=True)
         # Behind a reverse proxy, the client's address comes from X-Forwarded-For.
         proxy = ["--proxy-headers"] if settings.PROXY_HEADERS else []
-        status = WorkerPool(sock=sock, count=count, daphne_args=proxy).run()
+        supervise = (lambda: _keep_alive(redis)) if redis is not None else (lambda: None)
+        status = WorkerPool(sock=sock, count=count, daphne_args=proxy, on_tick=supervise).run()
     finally:
         runtime_file().unlink(missing_ok=True)
         if redis is not None:

@@ -66,8 +66,16 @@ def _die_with_parent() -> None:
 
 
 class WorkerPool:
-    def __init__(self, *, sock: socket.socket, count: int, daphne_args: list[str]) -> None:
+    def __init__(
+        self,
+        *,
+        sock: socket.socket,
+        count: int,
+        daphne_args: list[str],
+        on_tick: Callable[[], None] = lambda: None,
+    ) -> None:
         self.sock = sock
+        self.on_tick = on_tick  # what else the launcher supervises (its Redis)
         self.count = count
         # daphne's `fd:` endpoint adopts IPv4 sockets only (it passes its `domain` option on
         # as text), so an IPv6 address is served by one process that binds it itself.
@@ -84,7 +92,9 @@ class WorkerPool:
 
     def _spawn(self) -> tuple[subprocess.Popen[bytes], float]:
         inherited = [self.sock.fileno()] if self.sock.fileno() >= 0 else []
-        process = subprocess.Popen(self.command, cwd=BASE_DIR, pass_fds=inherited, preexec_fn=_die_with_parent)
+        process = subprocess.Popen(
+            self.command, cwd=BASE_DIR, pass_fds=inherited, preexec_fn=_die_with_parent
+        )
         return process, time.monotonic()
 
     def run(self) -> int:
@@ -108,6 +118,7 @@ class WorkerPool:
         quick_exits = 0
         while not self.stopping:
             sleep(0.2)
+            self.on_tick()
             for index, (process, started) in enumerate(self.children):
                 code = process.poll()
                 if code is None or self.stopping:

@@ -194,7 +194,7 @@ def children_of(pid: int) -> list[int]:
 
 
 def daphne_children(pid: int) -> list[int]:
-    return [child for child in children_of(pid) if b"daphne" in Path(f"/proc/{child}/cmdline").read_bytes()]
+    return [child for child in children_of(pid) if b"daphne" in cmdline(child)]
 
 
 def api(port: int, method: str, path: str, token: str, body: dict | None = None) -> dict:
@@ -267,3 +267,32 @@ def test_after_the_app_is_killed_outright_the_next_start_keeps_what_users_were_s
 
 def runtime_file(tmp_path: Path) -> Path:
     return tmp_path / "db.sqlite3.runtime.json"
+
+
+def test_the_embedded_redis_is_started_again_when_it_dies(tmp_path):
+    process, port = start_launcher(tmp_path, CHATSITE_WORKERS="1")
+    try:
+        wait_until_serving(port, process)
+        redis_url = json.loads(runtime_file(tmp_path).read_text())["REDIS_URL"]
+        redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+        [redis_pid] = [pid for pid in children_of(process.pid) if b"redis-server" in cmdline(pid)]
+        os.kill(redis_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not port_is_open(redis_port):
+            time.sleep(0.1)
+        back = port_is_open(redis_port)
+        wait_until_serving(port, process)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+
+    assert back
+    assert "The embedded Redis stopped; starting it again." in output
+    assert not port_is_open(redis_port)
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
