@@ -114,10 +114,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             data = json.loads(text_data or "")
             if not isinstance(data, dict):
                 raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting too deep to decode
             await self.send_error(_("That message could not be read. Please try again."))
             return
         action = data.get("action", "send")
+        if not isinstance(action, str):
+            action = ""  # answered as an unknown action
         try:
             if action == "send":
                 await self.send_message(data)
