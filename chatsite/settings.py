@@ -155,6 +155,10 @@ DATABASES = {
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         },
+        # Kept open: channels closes a connection after every database call from async
+        # code unless it may live on, and reopening SQLite (and its PRAGMAs) for each of a
+        # reply's writes was a large share of a busy server's database thread.
+        "CONN_MAX_AGE": None,
         # A file, not memory: the browser tests' server process shares it.
         "TEST": {"NAME": env_str("SQLITE_TEST_PATH") or str(BASE_DIR / "var" / "test.sqlite3")},
     }

@@ -14,13 +14,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from conversations import hub, limits, llm, replylog
+from conversations.db import in_thread
 from conversations.models import Message
 from conversations.publisher import Reply, lease_seconds, publisher
 
@@ -146,7 +145,7 @@ async def _checkpoint_forever(reply: Reply, store: Store) -> None:
         await asyncio.sleep(settings.CHAT_CHECKPOINT_SECONDS)
         text = reply.text
         if len(text) != saved:
-            await database_sync_to_async(store.checkpoint)(reply_id=reply.reply_id, content=text)
+            await in_thread(store.checkpoint)(reply_id=reply.reply_id, content=text)
             saved = len(text)
 
 
@@ -176,7 +175,7 @@ async def _finish(
         reply.parts.extend(reply.pending)
         reply.pending.clear()
     try:
-        await database_sync_to_async(store.finish)(
+        await in_thread(store.finish)(
             reply_id=job.reply_id,
             content=reply.text,
             status=outcome.status,
@@ -202,4 +201,3 @@ async def _finish(
                 logger.warning("Reply %s: Redis step after the end failed (%r)", job.reply_id, exc)
         await out.publish(reply, end=(outcome.status, outcome.error))
         out.remove(reply)
-        await database_sync_to_async(close_old_connections)()

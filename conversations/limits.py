@@ -2,7 +2,8 @@
 
 - messages per minute, replies being written at once, and tokens per day (UTC) per
   user: the site's settings, overridden per user in the admin (UserLimit);
-- failed sign-ins per client IP and per account.
+- failed sign-ins per client IP and per account (every attempt is counted as it starts,
+  and a successful one is given back).
 
 Every check-and-count is one Lua script, so two requests at the same instant cannot
 both slip under a limit. A refused message is not saved (the user's text stays in their
@@ -214,8 +215,14 @@ def signin_attempt(*, ip: str, username: str) -> None:
         )
 
 
-def signin_succeeded(*, username: str) -> None:
-    """The account's own count starts again; the IP's does not (one good account must
-    not let its owner keep guessing others')."""
+def signin_succeeded(*, ip: str, username: str) -> None:
+    """A good password is not a failed attempt: the IP's count gives it back (an office
+    behind one address must not lock itself out by signing in), and the account's count
+    starts again. Counted first and given back after, so parallel guesses still count."""
+    ip_key, account_key = _signin_keys(ip=ip, username=username)
     with suppress(RedisError):
-        get_redis_connection("default").delete(_signin_keys(ip="", username=username)[1])
+        connection = get_redis_connection("default")
+        with connection.pipeline(transaction=True) as pipe:
+            pipe.decr(ip_key)
+            pipe.delete(account_key)
+            pipe.execute()

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from conversations import generation, limits, replylog
+from conversations.db import in_thread
 from conversations.llm import ChatMessage, Usage
 from conversations.models import ApiToken, Conversation, Message
 from conversations.selectors import Exchange, context_history, conversation_get, conversation_id_parse
@@ -279,7 +280,7 @@ async def _reply_start(
         found = conversation_get(owner=owner, conversation_id=conversation_id)
         return found, limits.limits_for(user_id=found.owner_id)
 
-    conversation, user_limits = await database_sync_to_async(owned_with_limits)()
+    conversation, user_limits = await in_thread(owned_with_limits)()
     if generation.running_count() >= settings.CHAT_MAX_REPLIES_PER_PROCESS:
         # Past capacity a new reply would slow every reply being written: refuse it clearly.
         raise ChatError(
@@ -311,7 +312,7 @@ async def _reply_start(
                 _("A reply is still being written. Wait for it, or stop it first."), code="reply_in_progress"
             )
         try:
-            exchange, job = await database_sync_to_async(_exchange_create)(
+            exchange, job = await in_thread(_exchange_create)(
                 owner=owner,
                 conversation_id=key,
                 content=content,

@@ -135,7 +135,7 @@ class SignInView(LoginView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
-        limits.signin_succeeded(username=form.get_user().get_username())
+        limits.signin_succeeded(ip=_client_ip(self.request), username=form.get_user().get_username())
         return super().form_valid(form)
 
 

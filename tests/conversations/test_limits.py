@@ -158,3 +158,15 @@ def test_a_correct_sign_in_under_the_limit_works(alice, settings):
     response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
 
     assert response.status_code == 302
+
+
+def test_successful_sign_ins_do_not_count_against_the_ip(alice, settings):
+    settings.SIGNIN_LIMIT_PER_IP = 3
+    for _ in range(6):  # an office behind one address, everyone signing in
+        client = Client()
+        response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+        assert response.status_code == 302
+
+    for name in ["x", "y", "z"]:  # failures still count
+        Client().post("/accounts/login/", {"username": name, "password": "wrong"})
+    assert Client().post("/accounts/login/", {"username": "alice", "password": PASSWORD}).status_code == 429
