@@ -1,0 +1,1 @@
+"""Chatsite's load benchmark (`./run bench`): see bench/runner.py."""

@@ -1,0 +1,129 @@
+"""Process metrics read from /proc: CPU-seconds, RSS and open-file limits of process trees.
+
+The app serves from the launcher and whatever it starts (daphne workers), so every
+figure is summed over the launcher and all its descendants, found by walking /proc.
+"""
+
+import os
+import resource
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Soft open-files limit up to the hard limit: 1,000 streams need more than 1,024 fds."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # the process ended between listing and reading
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+    return text.rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    # utime and stime are fields 14 and 15 of stat; fields[0] here is field 3 (state).
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        resident = Path(f"/proc/{pid}/statm").read_text().split()[1]
+    except (OSError, IndexError):
+        return 0
+    return int(resident) * PAGE_KIB
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it (children of children too)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, queue = [], [root]
+    while queue:  # bounded: every pid is visited once, /proc holds a finite set
+        pid = queue.pop()
+        tree.append(pid)
+        queue.extend(children.get(pid, []))
+    return tree
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def open_files_limit(pid: int) -> int | None:
+    """The soft 'Max open files' of a running process (what its sockets can reach)."""
+    try:
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                value = line.split()[3]
+                return None if value == "unlimited" else int(value)
+    except (OSError, IndexError, ValueError):
+        return None
+    return None
+
+
+@dataclass
+class TreeSample:
+    """CPU-seconds per pid of a process tree at one moment."""
+
+    cpu: dict[int, float] = field(default_factory=dict)
+
+
+class ProcessTree:
+    """A process and its descendants, sampled before and after a phase."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        # A worker that exits mid-phase keeps the CPU it was last seen with.
+        self._last_seen: dict[int, float] = {}
+
+    def pids(self) -> list[int]:
+        return descendants(self.root)
+
+    def sample(self) -> TreeSample:
+        sample = TreeSample()
+        for pid in self.pids():
+            used = cpu_seconds(pid)
+            if used is not None:
+                sample.cpu[pid] = used
+                self._last_seen[pid] = used
+        return sample
+
+    def cpu_since(self, before: TreeSample) -> float:
+        after = self.sample()
+        total = 0.0
+        for pid in set(before.cpu) | set(after.cpu):
+            end = after.cpu.get(pid, self._last_seen.get(pid, 0.0))
+            total += end - before.cpu.get(pid, 0.0)  # a pid born in the phase started at 0
+        return total
+
+    def rss_kib(self) -> int:
+        return sum(rss_kib(pid) for pid in self.pids())
+
+
+def self_cpu_seconds() -> float:
+    """This process's CPU (all its threads): the load client's cost."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
