@@ -50,7 +50,8 @@ def _refuse(channel: Any, status: int, code: str, message: str) -> None:
     transport = channel.transport
     if transport is None:
         return
-    logger.warning("Refused a request from %s with %s: %s", transport.getPeer(), status, message)
+    peer = transport.getPeer()
+    logger.warning("Refused a request from %s with %s: %s", getattr(peer, "host", peer), status, message)
     # Nothing more from this connection is parsed: the rest of the request is dropped.
     channel._buffer = b""
     channel.dataReceived = channel.lineReceived = channel.rawDataReceived = _discard

@@ -7,22 +7,27 @@ through the same services as the chat page and `manage.py chat`.
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial, wraps
+from functools import wraps
 from typing import Any
+from urllib.parse import parse_qsl
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from conversations import replylog, services
+from conversations import hub, services
+from conversations.db import in_thread
 from conversations.models import Conversation, Message
-from conversations.selectors import conversation_get, conversation_summaries, message_list, reply_settled
+from conversations.selectors import conversation_get, conversation_summaries, message_list
 from roles.selectors import role_list_active
 
 logger = logging.getLogger(__name__)
@@ -31,7 +36,14 @@ Handler = Callable[[HttpRequest, AbstractBaseUser, dict[str, Any]], Awaitable[Ht
 
 PREVIEW_CHARS = 120
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-STATUS_FOR_CODE = {"message_too_long": 413, "reply_in_progress": 409, "rate_limited": 429}
+STATUS_FOR_CODE = {
+    "message_too_long": 413,
+    "reply_in_progress": 409,
+    "rate_limited": 429,
+    # Overload and Redis trouble: the client should come back after Retry-After.
+    "busy": 503,
+    "unavailable": 503,
+}
 
 
 class ApiError(Exception):
@@ -58,7 +70,7 @@ async def _authenticate(request: HttpRequest) -> tuple[AbstractBaseUser | None, 
         scheme, _space, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             return None, True
-        user = await database_sync_to_async(services.api_token_authenticate)(raw=raw.strip())
+        user = await in_thread(services.api_token_authenticate)(raw=raw.strip())
         return user, True
     session_user = await request.auser()
     return (session_user if session_user.is_authenticated else None), False
@@ -72,23 +84,84 @@ def _csrf_rejected(request: HttpRequest) -> bool:
     return check.process_view(request, None, (), {}) is not None  # type: ignore[arg-type]
 
 
+# Lone UTF-16 surrogates: not Unicode text (no UTF-8 encodes them), though JSON's
+# "\ud800" escapes can spell them. Nothing could store or send them back.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _pairs(encoded: str | bytes) -> dict[str, str]:
+    """A query string or form body, strictly: text that is not UTF-8 is refused, not replaced."""
+    try:
+        pairs = parse_qsl(
+            encoded.decode() if isinstance(encoded, bytes) else encoded,
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_parameter", _("The parameters are not valid UTF-8.")) from None
+    except ValueError:  # more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS
+        raise ApiError(400, "too_many_fields", _("The request has too many parameters.")) from None
+    return dict(pairs)  # a repeated name: the last one counts, as with QueryDict.dict()
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        # Strict UTF-8 first: json.loads() would let encoded surrogates through.
+        data = json.loads(body.decode())
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, "invalid_json", _("The request body is not valid JSON.")) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", _("The request body must be a JSON object."))
+    # Walk every key and value, without recursion: parsed JSON can be deep.
+    pending: list[Any] = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and LONE_SURROGATE.search(value):
+            raise ApiError(400, "invalid_json", _("The request body holds text that is not valid Unicode."))
+    return data
+
+
 def _params(request: HttpRequest) -> dict[str, Any]:
     """Query string, then form or JSON body: old clients send either."""
-    params: dict[str, Any] = request.GET.dict()
+    params: dict[str, Any] = _pairs(request.META.get("QUERY_STRING", ""))
     if request.method in UNSAFE_METHODS:
         if request.content_type == "application/json":
-            body = request.body
-            if body.strip():
-                try:
-                    data = json.loads(body)
-                except ValueError:
-                    raise ApiError(400, "invalid_json", _("The request body is not valid JSON.")) from None
-                if not isinstance(data, dict):
-                    raise ApiError(400, "invalid_json", _("The request body must be a JSON object."))
-                params.update(data)
+            if request.body.strip():
+                params.update(_json_object(request.body))
+        elif request.content_type == "application/x-www-form-urlencoded":
+            params.update(_pairs(request.body))
         else:
             params.update(request.POST.dict())
     return params
+
+
+def _text(params: dict[str, Any], name: str) -> str:
+    """A text parameter ("" when absent or null); any other type is refused.
+
+    What text may hold (no NUL in a message or title, ...) is the services' to say.
+    """
+    value = params.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_parameter", _("%(name)s must be text.") % {"name": name})
+    return value
+
+
+def _caller_named(params: dict[str, Any], user: AbstractBaseUser) -> bool:
+    """Old clients send user_id (text, or a JSON number): accepted only when it names the caller."""
+    if "user_id" not in params:
+        return True
+    value = params["user_id"]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value) == str(user.pk)
+    return _text(params, "user_id") == str(user.pk)
 
 
 def api_view(*methods: str) -> Callable[[Handler], Callable[..., Any]]:
@@ -112,14 +185,14 @@ def api_view(*methods: str) -> Callable[[Handler], Callable[..., Any]]:
                 # A cookie call from another site's page: GET /chat/stream starts a reply,
                 # so even a "safe" method must not run on another site's say-so.
                 return error_response(403, "cross_site", _("Cross-site requests are not accepted."))
-            if not by_token and request.method in UNSAFE_METHODS and _csrf_rejected(request):
-                return error_response(
-                    403, "csrf_failed", _("CSRF check failed: send the X-CSRFToken header.")
-                )
             try:
+                # The CSRF check may read a form body: its errors are answered below too.
+                if not by_token and request.method in UNSAFE_METHODS and _csrf_rejected(request):
+                    return error_response(
+                        403, "csrf_failed", _("CSRF check failed: send the X-CSRFToken header.")
+                    )
                 params = _params(request)
-                # Old clients send user_id: accepted only when it names the caller.
-                if "user_id" in params and str(params["user_id"]) != str(user.pk):
+                if not _caller_named(params, user):
                     raise Conversation.DoesNotExist
                 return await handler(request, user, {**params, **kwargs})
             except ApiError as exc:
@@ -133,6 +206,10 @@ def api_view(*methods: str) -> Callable[[Handler], Callable[..., Any]]:
                 return error_response(404, "not_found", _("No such conversation."))
             except RequestDataTooBig:
                 return error_response(413, "too_large", _("The request is too large."))
+            except (TooManyFieldsSent, TooManyFilesSent):
+                return error_response(400, "too_many_fields", _("The request has too many parameters."))
+            except MultiPartParserError:
+                return error_response(400, "invalid_body", _("The request body could not be read."))
 
         return view
 
@@ -140,10 +217,10 @@ def api_view(*methods: str) -> Callable[[Handler], Callable[..., Any]]:
 
 
 def _required(params: dict[str, Any], name: str) -> str:
-    value = params.get(name)
-    if value is None or str(value).strip() == "":
+    value = _text(params, name)
+    if value.strip() == "":
         raise ApiError(400, "missing_parameter", _("%(name)s is required.") % {"name": name})
-    return str(value)
+    return value
 
 
 def _message_json(message: Message) -> dict[str, Any]:
@@ -164,7 +241,7 @@ async def chat_start(
     request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]
 ) -> HttpResponseBase:
     conversation = await database_sync_to_async(services.conversation_create)(
-        owner=user, role_slug=params.get("role") or None, title=str(params.get("title") or "")
+        owner=user, role_slug=_text(params, "role") or None, title=_text(params, "title")
     )
     return ok(
         {
@@ -182,7 +259,7 @@ def _sse(event_id: int, data: dict[str, Any]) -> str:
 
 
 async def _reply_events(reply_id: int, session_id: str) -> AsyncIterator[str]:
-    async for event in replylog.follow(reply_id=reply_id, settled=partial(reply_settled, reply_id)):
+    async for event in hub.follow(reply_id=reply_id):
         if event.kind == "delta":
             yield _sse(event.seq, {"type": "chunk", "content": event.text})
         elif event.status in {Message.Status.ERROR, Message.Status.INTERRUPTED}:
@@ -202,8 +279,8 @@ async def chat_stream(
     exchange = await services.message_send(
         owner=user,
         conversation_id=session_id,
-        content=params.get("message", ""),
-        role_slug=params.get("role") or None,
+        content=_text(params, "message"),
+        role_slug=_text(params, "role") or None,
     )
     response = StreamingHttpResponse(
         _reply_events(exchange.reply.pk, str(exchange.conversation.pk)),
