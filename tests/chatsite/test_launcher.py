@@ -12,6 +12,7 @@ import time
 import urllib.request
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 from chatsite.embedded_redis import free_port
 from tests.fake_openai import FakeOpenAI, Reply
@@ -212,7 +213,7 @@ def test_after_the_app_is_killed_outright_the_next_start_keeps_what_users_were_s
     """SIGKILL of the launcher and its workers at once: the embedded Redis (in a session of
     its own) survives with the reply logs, the next ./run adopts it, and the reaper saves
     each interrupted reply with the text its watchers had been sent."""
-    env = {
+    env: dict[str, Any] = {
         "CHAT_LEASE_SECONDS": "2",
         "CHATSITE_WORKERS": "1",
         "CHATSITE_ADMIN_USER": "boss",

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def write_remote(reply_id: int, *events: dict[str, str | int]) -> list[str]:
     """Append to a reply's log as a job in another process would; returns the entry ids."""
     redis = get_redis_connection("default")
-    return [redis.xadd(replylog.log_key(reply_id), event).decode() for event in events]  # type: ignore[arg-type]
+    return [redis.xadd(replylog.log_key(reply_id), event).decode() for event in events]
 
 
 def delta(seq: int, text: str) -> dict[str, str | int]:

@@ -1,91 +1,194 @@
-"""Every route the project serves, walked from its resolvers, with what each one accepts.
+"""Every route the project serves, walked from its resolvers, and what each one reads.
 
-The tests sweep what the resolvers report, not a hand-kept list; the tables below
-say what each route is expected to be, so a new route fails the coverage tests
-until someone decides how it must be protected.
+The sweep probes what the resolvers report, not a hand-kept list. The tables below say,
+for every route and socket action, which parameters (path kwargs, query and body
+fields, frame fields) name an object, of which kind (a key of victims.KINDS), and which
+are plain text. A route, parameter or action missing from them, or a kind missing
+from KINDS, fails the sweep until someone declares it.
 """
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern
 
 from conversations.routing import websocket_urlpatterns
+from tests.security.victims import ANY_KIND
 
-# Django's own apps (with their own tests) and files: deliberately not swept.
+# Django's own apps (with their own tests) and files: not in the CSRF tests' sweep.
 SKIPPED_PREFIXES = ("admin/", "i18n/", "static/")
-# Path parameters that name a conversation.
-ID_KWARGS = frozenset({"conversation_id", "session_id"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-SWEPT_METHODS = ("GET", "POST", "DELETE")
+SWEPT_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
-# Every swept HTTP route (by name; an unnamed one by its route) and the methods it accepts.
-METHODS: dict[str, frozenset[str]] = {
-    "login": frozenset({"GET", "POST"}),
-    "logout": frozenset({"POST"}),
-    "signup": frozenset({"GET", "POST"}),
-    "api-chat-start": frozenset({"POST"}),
-    "api-chat-stream": frozenset({"GET", "POST"}),
-    "api-chat-history": frozenset({"GET"}),
-    "api-chat-sessions": frozenset({"GET"}),
-    "api-chat-session": frozenset({"DELETE"}),
-    "api-roles": frozenset({"GET"}),
-    "^chat/": frozenset(SWEPT_METHODS),  # the API's catch-all: JSON 404 for anything
-    "chat:home": frozenset({"GET"}),
-    "chat:conversation": frozenset({"GET"}),
-    "chat:rename": frozenset({"POST"}),
-    "chat:delete": frozenset({"POST", "DELETE"}),
+
+@dataclass(frozen=True)
+class Text:
+    """A parameter that names no object; `value` is what every probe sends in it."""
+
+    value: str = ""
+
+
+Param = str | Text  # a kind (of victims.KINDS), or plain text
+
+
+@dataclass(frozen=True)
+class Declared:
+    methods: frozenset[str]
+    # Every parameter the route reads: its path kwargs and the query or body fields.
+    params: Mapping[str, Param] = field(default_factory=dict)
+    public: bool = False  # serves signed-out callers (login_not_required and not refusing them)
+    api: bool = False  # accepts API tokens
+    staff: bool = False  # only for staff: anyone else is sent to the admin's sign-in
+
+
+GET, POST, PUT, DELETE = frozenset({"GET"}), frozenset({"POST"}), frozenset({"PUT"}), frozenset({"DELETE"})
+# The API reads the legacy `user_id` everywhere: it may only name the caller.
+LEGACY = {"user_id": "user"}
+
+ROUTES: dict[str, Declared] = {
+    # Django's form views take PUT as POST.
+    "login": Declared(
+        GET | POST | PUT, {"username": Text(), "password": Text(), "next": Text()}, public=True
+    ),
+    "logout": Declared(POST, {"next": Text()}),
+    "signup": Declared(
+        GET | POST, {"username": Text(), "password1": Text(), "password2": Text()}, public=True
+    ),
+    # Any method: a POST sets the language, and every method is sent on to `next`.
+    "set_language": Declared(frozenset(SWEPT_METHODS), {"language": Text("en"), "next": Text()}, public=True),
+    "api-chat-start": Declared(POST, {"role": Text(), "title": Text("Bob's"), **LEGACY}, api=True),
+    "api-chat-stream": Declared(
+        GET | POST,
+        {"session_id": "conversation", "message": Text("Bob's words"), "role": Text(), **LEGACY},
+        api=True,
+    ),
+    "api-chat-history": Declared(GET, {"session_id": "conversation", **LEGACY}, api=True),
+    "api-chat-sessions": Declared(GET, LEGACY, api=True),
+    "api-chat-session": Declared(DELETE, {"session_id": "conversation", **LEGACY}, api=True),
+    "api-roles": Declared(GET, LEGACY, api=True),
+    "^chat/": Declared(frozenset(SWEPT_METHODS), api=True),  # the API's catch-all: JSON 404 for anything
+    "chat:home": Declared(GET),
+    "chat:conversation": Declared(GET, {"conversation_id": "conversation"}),
+    "chat:rename": Declared(
+        POST,
+        # `active` is compared with the path's conversation, never looked up.
+        {"conversation_id": "conversation", "title": Text("Bob was here"), "active": Text()},
+    ),
+    "chat:delete": Declared(POST | DELETE, {"conversation_id": "conversation"}),
 }
-# Routes whose path names a conversation.
-CONVERSATION_IN_PATH = frozenset({"chat:conversation", "chat:rename", "chat:delete", "api-chat-session"})
-# Routes that name a conversation by a query or body parameter (`session_id`): the
-# resolver cannot see these, so they are listed by hand.
-CONVERSATION_IN_PARAMS = frozenset({"api-chat-stream", "api-chat-history"})
+# Every page of Django's admin but its sign-in: staff only, whatever it shows.
+ADMIN_PREFIX = "admin/"
+ADMIN = Declared(
+    GET | POST,
+    {
+        "object_id": ANY_KIND,
+        "id": ANY_KIND,
+        "app_label": Text("conversations"),
+        "content_type_id": Text("1"),
+        "url": Text("nowhere/"),
+    },
+    staff=True,
+)
+ADMIN_PUBLIC = {"admin:login"}
 # Routes that exist only to answer "not found".
 NOT_FOUND_ROUTES = frozenset({"^chat/"})
+# Every swept HTTP route (by name; an unnamed one by its route) and the methods it accepts.
+METHODS: dict[str, frozenset[str]] = {name: declared.methods for name, declared in ROUTES.items()}
 
+
+def declared_for(route: "Route", table: Mapping[str, Declared]) -> Declared | None:
+    if route.name in table:
+        return table[route.name]
+    if route.route.startswith(ADMIN_PREFIX):
+        return Declared(GET | POST, public=True) if route.name in ADMIN_PUBLIC else ADMIN
+    return None
+
+
+# --- Socket actions ----------------------------------------------------------------------
+
+# Every action the chat socket dispatches on, and the frame fields each one reads.
+SOCKET_ACTIONS: dict[str, dict[str, Param]] = {
+    "send": {"conversation": "conversation", "message": Text("Bob's words"), "role": Text()},
+    "stop": {"conversation": "conversation", "seen": Text("1")},
+    "regenerate": {"conversation": "conversation"},
+    "edit": {"conversation": "conversation", "message": Text("Bob's edit")},
+    "version": {"conversation": "conversation", "reply": "reply"},
+    "sync": {"conversation": "conversation", "busy": Text("1")},
+}
+# Read by the consumer to choose the action, not by any action.
+DISPATCH_FIELDS = frozenset({"action"})
 WEBSOCKET_ROUTES = frozenset({"ws/chat/", "ws/chat/<uuid:conversation_id>/"})
+# Path parameters of the socket routes.
+SOCKET_PATH_PARAMS: dict[str, Param] = {"conversation_id": "conversation"}
+
+
+# --- Walking the resolvers ---------------------------------------------------------------
+
+_GROUP = re.compile(r"\(\?P<(\w+)>[^()]*\)")
+_ROUTE_PARAM = re.compile(r"<(?:\w+:)?(\w+)>")
 
 
 @dataclass(frozen=True)
 class Route:
     route: str  # as declared, prefixes included: "c/<uuid:conversation_id>/rename/"
     name: str  # "chat:rename"; an unnamed route is named by its route
-    kwargs: frozenset[str]
-    api: bool  # served by the JSON API (bearer tokens accepted)
+    kwargs: tuple[str, ...]
+    regex: bool  # some part of it is a regular expression
+    callback: Callable[..., Any] = field(compare=False, repr=False)
+
+    @property
+    def catch_all(self) -> bool:
+        """A regex route that ends open ("^chat/"): anything may follow it."""
+        return self.regex and not self.route.endswith("$")
+
+    def url_with(self, values: Mapping[str, object], suffix: str = "") -> str:
+        """The route's URL with each parameter set from `values` (a catch-all gets `suffix`)."""
+        path = _GROUP.sub(lambda m: str(values[m.group(1)]), self.route)
+        path = _ROUTE_PARAM.sub(lambda m: str(values[m.group(1)]), path)
+        if self.regex:
+            path = path.replace("^", "").replace("$", "")
+        return "/" + path + (suffix if self.catch_all else "")
 
     def url(self, value: str) -> str:
         """The route's URL with every parameter set to `value` (a catch-all gets it appended)."""
-        path = re.sub(r"<(?:\w+:)?(\w+)>", value, self.route)
-        if "^" in path or "$" in path:
-            path = path.replace("^", "").replace("$", "") + value
-        return "/" + path
+        return self.url_with(dict.fromkeys(self.kwargs, value), suffix=value)
 
     def __str__(self) -> str:
         return self.name
 
 
-def _walk(patterns: Sequence[Any], prefix: str = "", namespace: str = "") -> Iterator[Route]:
+def _walk(
+    patterns: Sequence[Any], prefix: str = "", namespace: str = "", regex: bool = False
+) -> Iterator[Route]:
     for pattern in patterns:
         route = prefix + str(pattern.pattern)
+        is_regex = regex or isinstance(pattern.pattern, RegexPattern)
         if isinstance(pattern, URLResolver):
             inner = ":".join(n for n in (namespace, pattern.namespace) if n)
-            yield from _walk(pattern.url_patterns, route, inner)
+            yield from _walk(pattern.url_patterns, route, inner, is_regex)
         elif isinstance(pattern, URLPattern):
             name = f"{namespace}:{pattern.name}" if namespace and pattern.name else pattern.name or route
+            kwargs = [*_GROUP.findall(route), *_ROUTE_PARAM.findall(_GROUP.sub("", route))]
             yield Route(
                 route=route,
                 name=name,
-                kwargs=frozenset(re.findall(r"<(?:\w+:)?(\w+)>", route)),
-                api=pattern.callback.__module__ == "conversations.api",
+                kwargs=tuple(dict.fromkeys(kwargs)),
+                regex=is_regex,
+                callback=pattern.callback,
             )
 
 
+def all_http_routes(urlconf: str | None = None) -> list[Route]:
+    """Every HTTP route of the URLconf (the settings' by default)."""
+    return list(_walk(get_resolver(urlconf).url_patterns))
+
+
 def http_routes() -> list[Route]:
-    """Every HTTP route but the skipped prefixes."""
-    return [r for r in _walk(get_resolver().url_patterns) if not r.route.startswith(SKIPPED_PREFIXES)]
+    """Every HTTP route but the skipped prefixes (Django's own apps)."""
+    return [r for r in all_http_routes() if not r.route.startswith(SKIPPED_PREFIXES)]
 
 
 def websocket_routes() -> list[Route]:

@@ -1,46 +1,62 @@
-"""Bob reaches nothing of Alice's, on any route, socket or action; nobody sees the provider's secrets."""
+"""Nobody reaches anything of another user's, on any route, socket or action; nobody sees the
+provider's secrets.
 
-import inspect
+The sweep (tests/security/sweep.py) probes every route the resolvers report and every
+action the consumer dispatches on with the victim's real objects of every kind; the
+tables it checks against are in tests/security/routes.py, the kinds and their markers
+in tests/security/victims.py. The last tests run it over two routes that leak, to show
+it catches them.
+"""
+
 import json
-import re
 import uuid
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.test import AsyncClient, Client
+from django.test import AsyncClient
 
 from chatsite.asgi import application
 from conversations import generation
 from conversations.consumers import ChatConsumer
-from conversations.models import Conversation, Message
+from conversations.models import Conversation
 from conversations.selectors import turn_versions
-from conversations.services import api_token_create, conversation_create, message_send
+from conversations.services import api_token_create
 from roles.models import Role
-from tests.conftest import frames_until, session_cookie_for, wait_for_reply
+from tests.conftest import frames_until, wait_for_reply
 from tests.fake_openai import FakeOpenAI, Reply
+from tests.security import dispatch_samples
+from tests.security.leaky_urls import LEAKY_ROUTES
 from tests.security.routes import (
-    CONVERSATION_IN_PARAMS,
-    CONVERSATION_IN_PATH,
-    ID_KWARGS,
-    METHODS,
-    NOT_FOUND_ROUTES,
-    SWEPT_METHODS,
+    ADMIN_PREFIX,
+    ROUTES,
+    SOCKET_ACTIONS,
     WEBSOCKET_ROUTES,
-    http_routes,
+    Declared,
+    Text,
+    all_http_routes,
+    declared_for,
     websocket_routes,
 )
+from tests.security.sweep import (
+    Finding,
+    Socket,
+    action_findings,
+    actions_in_source,
+    bookkeeping,
+    http_findings,
+    open_socket,
+    socket_findings,
+    summary,
+)
+from tests.security.victims import World
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_password_hashing")]
 
-ALICE_TITLE = "Alice-title-7d1e"
-ALICE_QUESTION = "Alice-question-5b20"
-ALICE_ANSWER = "Alice-answer-c4a9"
 
-acreate = sync_to_async(conversation_create)
-acookie = sync_to_async(session_cookie_for)
+async def connect(user, path: str):
+    return await open_socket(application, user, path)
 
 
 def token_for(user) -> str:
@@ -48,314 +64,188 @@ def token_for(user) -> str:
     return raw
 
 
-@pytest.fixture
-def alice_conversation(alice, builtin_roles) -> Conversation:
-    conversation = conversation_create(owner=alice, role_slug="teacher", title=ALICE_TITLE)
-    Message.objects.create(conversation=conversation, author="user", content=ALICE_QUESTION)
-    Message.objects.create(conversation=conversation, author="assistant", content=ALICE_ANSWER)
-    return conversation
+# --- The tables the sweep checks against ---------------------------------------------------------
 
 
-def alices_data_in(text: str, conversation: Conversation) -> list[str]:
-    alices = [str(conversation.pk), conversation.pk.hex, ALICE_TITLE, ALICE_QUESTION, ALICE_ANSWER, "alice"]
-    return [value for value in alices if value in text]
+def test_every_http_route_and_every_parameter_it_reads_is_declared():
+    findings = [finding for route in all_http_routes() for finding in bookkeeping(route, ROUTES)]
+
+    assert not findings, summary(findings)
 
 
-def state_of(conversation: Conversation) -> tuple[object, ...]:
-    """Everything a request could change about a conversation."""
-    row = Conversation.objects.get(pk=conversation.pk)
-    messages = list(row.messages.order_by("id").values_list("author", "content", "status", "superseded"))
-    return row.title, row.role_id, row.updated_at, messages
+def test_every_declared_route_still_exists():
+    names = {route.name for route in all_http_routes()}
 
-
-def body_of(response) -> str:
-    if response.streaming:
-        return b"".join(response.streaming_content).decode()
-    return response.content.decode()
-
-
-# --- The routes swept ------------------------------------------------------------
-
-
-def test_every_http_route_is_known_to_the_sweep():
-    assert {route.name for route in http_routes()} == set(METHODS)
-
-
-def test_the_http_routes_naming_a_conversation_in_their_path_are_known():
-    named = {route.name for route in http_routes() if route.kwargs & ID_KWARGS}
-
-    assert named == CONVERSATION_IN_PATH
+    assert set(ROUTES) - names == set()
 
 
 def test_every_websocket_route_is_known():
     assert {route.route for route in websocket_routes()} == WEBSOCKET_ROUTES
 
 
-# --- HTTP: every route, every method, as Bob, with Alice's conversation id --------------
+def test_every_action_the_consumers_source_dispatches_on_is_declared():
+    found = actions_in_source(ChatConsumer)
 
-SWEEP = [
-    (route, method, auth)
-    for route in http_routes()
-    for method in SWEPT_METHODS
-    for auth in (("cookie", "bearer") if route.api else ("cookie",))
-]
+    assert found, "the scan understood none of ChatConsumer's dispatch: teach actions_in_source how it reads"
+    assert found - set(SOCKET_ACTIONS) == set()
 
 
-def status_is_expected(route_name: str, method: str, status: int) -> bool:
-    accepted = method in METHODS[route_name]
-    if route_name in CONVERSATION_IN_PATH | CONVERSATION_IN_PARAMS | NOT_FOUND_ROUTES:
-        return status == (404 if accepted else 405)
-    if not accepted:
-        return status in {302, 405}  # the login page sends a signed-in user on first
-    return True  # Bob's own page, list or conversation: any status, none of Alice's data
+@pytest.mark.parametrize(
+    ("consumer", "actions"),
+    [
+        (dispatch_samples.ByTable, {"archive", "pin"}),
+        (dispatch_samples.ByMatch, {"share", "export", "import"}),
+        (dispatch_samples.ByMethodName, {"rename", "fork"}),
+        (dispatch_samples.ByClassTable, {"star", "unstar"}),
+    ],
+    ids=["table", "match", "method-name", "class-attribute"],
+)
+def test_the_source_scan_finds_actions_however_they_are_dispatched(consumer, actions):
+    assert actions_in_source(consumer) == actions
 
 
-def bobs_request(
-    client: Client, route, method: str, url: str, params: dict[str, str], headers: dict[str, str]
-):
-    # Only the API reads the query string; a page would just echo Bob's own URL back
-    # (the language form's `next`), which is no leak.
-    query = f"{url}?{urlencode(params)}" if route.api else url
-    if method == "POST":
-        return client.post(query, params, headers=headers)
-    return client.generic(method, query, headers=headers)
+async def test_the_consumer_dispatches_on_exactly_the_declared_actions(world):
+    findings = await action_findings(application, world, ChatConsumer, SOCKET_ACTIONS)
+
+    assert not findings, summary(findings)
 
 
-@pytest.mark.parametrize(("route", "method", "auth"), SWEEP, ids=lambda v: str(v))
-def test_bob_gets_nothing_of_alices_conversation_from_any_route(route, method, auth, bob, alice_conversation):
-    before = state_of(alice_conversation)
-    alice_id = str(alice_conversation.pk)
-    client = Client()
-    headers = {}
-    if auth == "cookie":
-        client.force_login(bob)
-    else:
-        headers["Authorization"] = f"Bearer {token_for(bob)}"
-    params = {"session_id": alice_id, "conversation": alice_id, "message": "x", "title": "Bob was here"}
-
-    response = bobs_request(client, route, method, route.url(alice_id), params, headers)
-
-    body = body_of(response)
-    assert status_is_expected(route.name, method, response.status_code), (response.status_code, body[:300])
-    assert alices_data_in(body, alice_conversation) == []
-    assert state_of(alice_conversation) == before
+# --- HTTP: every route, as the attacker and signed out, with each of the victim's objects --------
 
 
-API_SWEEP = [
-    (route, method) for route in http_routes() if route.api for method in sorted(METHODS[route.name])
-]
+def _sweep_groups() -> list[tuple[str, list]]:
+    """Each route on its own, and the admin's (Django's, all staff only) together."""
+    routes = all_http_routes()
+    admin = [route for route in routes if route.route.startswith(ADMIN_PREFIX)]
+    return [(route.name, [route]) for route in routes if route not in admin] + [("admin", admin)]
 
 
-@pytest.mark.parametrize(("route", "method"), API_SWEEP, ids=lambda v: str(v))
-def test_a_legacy_user_id_naming_alice_gets_bob_nothing(route, method, alice, bob, alice_conversation):
-    before = state_of(alice_conversation)
-    params = {"user_id": str(alice.pk), "message": "x"}
-
-    response = bobs_request(
-        Client(), route, method, route.url("x"), params, {"Authorization": f"Bearer {token_for(bob)}"}
-    )
-
-    assert response.status_code == 404
-    assert alices_data_in(body_of(response), alice_conversation) == []
-    assert state_of(alice_conversation) == before
+SWEEP_GROUPS = _sweep_groups()
 
 
-# --- WebSockets ------------------------------------------------------------------------
+@pytest.mark.parametrize(("group", "routes"), SWEEP_GROUPS, ids=[name for name, _ in SWEEP_GROUPS])
+async def test_nobody_gets_anything_of_the_victims_from_any_route(group, routes, world):
+    findings = await http_findings(routes, world)
+
+    assert not findings, summary(findings)
 
 
-async def connect(user, path: str) -> tuple[WebsocketCommunicator, bool, int | None]:
-    headers = [(b"origin", b"http://localhost"), (b"cookie", (await acookie(user)).encode())]
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await communicator.connect()
-    return communicator, connected, code
-
-
-CONVERSATION_SOCKETS = [route for route in websocket_routes() if route.kwargs & ID_KWARGS]
-
-
-@pytest.mark.parametrize("route", CONVERSATION_SOCKETS, ids=lambda r: r.route)
-async def test_bob_cannot_open_a_socket_on_alices_conversation(route, bob, alice_conversation):
-    _communicator, connected, code = await connect(bob, route.url(str(alice_conversation.pk)))
-
-    assert (connected, code) == (False, 4404)
-
-
-async def bobs_socket(route, bob) -> tuple[WebsocketCommunicator, Conversation]:
-    """Bob's socket on this route: on his own conversation when the route names one."""
-    bobs_conversation = await acreate(owner=bob)
-    communicator, connected, _ = await connect(bob, route.url(str(bobs_conversation.pk)))
-    assert connected
-    return communicator, bobs_conversation
-
-
-def socket_actions() -> set[str]:
-    """The actions ChatConsumer.receive() dispatches on, read from its source."""
-    source = inspect.getsource(ChatConsumer.receive)
-    actions = set(re.findall(r'action == "(\w+)"', source))
-    for group in re.findall(r"action in \{([^}]*)\}", source):
-        actions |= set(re.findall(r'"(\w+)"', group))
-    return actions
-
-
-SOCKET_ACTIONS = {"send", "stop", "regenerate", "edit", "version", "sync"}
-
-
-def test_every_socket_action_is_known_to_the_sweep():
-    assert socket_actions() == SOCKET_ACTIONS
-
-
-async def alices_reply(conversation: Conversation) -> Message:
-    reply = await conversation.messages.filter(author="assistant").alast()
-    assert reply is not None
-    return reply
-
-
-@pytest.mark.parametrize("action", sorted(SOCKET_ACTIONS - {"stop"}))
-@pytest.mark.parametrize("route", websocket_routes(), ids=lambda r: r.route)
-async def test_acting_on_alices_conversation_from_bobs_socket_is_refused(
-    route, action, bob, alice_conversation, fake_openai
-):
-    before = await sync_to_async(state_of)(alice_conversation)
-    reply = await alices_reply(alice_conversation)
-    communicator, _ = await bobs_socket(route, bob)
-
-    await communicator.send_to(
-        text_data=json.dumps(
-            {
-                "action": action,
-                "conversation": str(alice_conversation.pk),
-                "message": "x",
-                "reply": str(reply.pk),
-            }
-        )
-    )
-    frame = await communicator.receive_from(timeout=5)
-    await communicator.disconnect()
-
-    assert 'id="composer-error"' in frame
-    assert alices_data_in(frame, alice_conversation) == []
-    assert await sync_to_async(state_of)(alice_conversation) == before
-    assert await Message.objects.acount() == 2  # Alice's two, nothing new anywhere
-    assert fake_openai.requests == []
-
-
-async def test_choosing_alices_reply_as_a_version_in_bobs_conversation_is_refused(bob, alice_conversation):
-    before = await sync_to_async(state_of)(alice_conversation)
-    reply = await alices_reply(alice_conversation)
-    route = next(r for r in websocket_routes() if r.kwargs)
-    communicator, bobs_conversation = await bobs_socket(route, bob)
-
-    await communicator.send_to(
-        text_data=json.dumps(
-            {"action": "version", "conversation": str(bobs_conversation.pk), "reply": str(reply.pk)}
-        )
-    )
-    frame = await communicator.receive_from(timeout=5)
-    await communicator.disconnect()
-
-    assert 'id="composer-error"' in frame
-    assert alices_data_in(frame, alice_conversation) == []
-    assert await sync_to_async(state_of)(alice_conversation) == before
+# --- WebSockets: every action, from the attacker's socket, with each of the victim's objects -----
 
 
 @pytest.mark.parametrize("route", websocket_routes(), ids=lambda r: r.route)
-async def test_stopping_alices_reply_from_bobs_socket_is_refused(
-    route, alice, bob, alice_conversation, fake_openai
-):
-    fake_openai.queue_reply(Reply(tokens=["Alice's", " reply"], hang_after_tokens=1))
-    exchange = await message_send(owner=alice, conversation_id=alice_conversation.pk, content="go")
-    communicator, _ = await bobs_socket(route, bob)
+async def test_nobody_gets_anything_of_the_victims_from_any_socket_action(route, world, fake_openai):
+    findings = await socket_findings(application, route, world, ChatConsumer)
 
-    await communicator.send_to(
-        text_data=json.dumps({"action": "stop", "conversation": str(alice_conversation.pk), "message": "x"})
-    )
-    frame = await communicator.receive_from(timeout=5)
-    await communicator.disconnect()
+    assert not findings, summary(findings)
+    # Her reply being written was never stopped: released, it says all it had to say.
+    assert world.busy_reply is not None
     fake_openai.release()
-    reply = await wait_for_reply(exchange.reply.pk)
-
-    assert 'id="composer-error"' in frame
-    assert alices_data_in(frame, alice_conversation) == []
-    assert (reply.status, reply.content) == ("complete", "Alice's reply")
+    reply = await wait_for_reply(world.busy_reply.pk)
+    assert (reply.status, reply.content) == ("complete", world.busy_text)
 
 
-# --- No oracle: Alice's conversation, even mid-reply, looks like one that does not exist ---------
+# --- No oracle: the victim's conversation, even mid-reply, looks like one that does not exist ----
 
 ORACLE = [
     (route, method)
-    for route in http_routes()
-    if route.name in CONVERSATION_IN_PATH | CONVERSATION_IN_PARAMS
-    for method in sorted(METHODS[route.name])
+    for route in all_http_routes()
+    if (declared := declared_for(route, ROUTES)) is not None and "conversation" in declared.params.values()
+    for method in sorted(declared.methods)
 ]
 
 
-@pytest.fixture
-async def alices_busy_conversation(alice, alice_conversation, fake_openai):
-    """Alice's conversation while her reply is being written (its reply slot is held)."""
-    fake_openai.queue_reply(Reply(tokens=["Alice's", " reply"], hang_after_tokens=1))
-    exchange = await message_send(owner=alice, conversation_id=alice_conversation.pk, content="go")
-    yield alice_conversation
-    fake_openai.release()
-    await wait_for_reply(exchange.reply.pk)
+def _busy_conversation(world: World) -> str:
+    assert world.busy_reply is not None
+    return str(world.busy_reply.conversation_id)
 
 
 @pytest.mark.parametrize(("route", "method"), ORACLE, ids=lambda v: str(v))
-async def test_alices_busy_conversation_answers_bob_like_a_missing_one(
-    route, method, bob, alices_busy_conversation
-):
+async def test_a_busy_conversation_answers_the_attacker_like_a_missing_one(route, method, world):
+    declared = ROUTES[route.name]
     client = AsyncClient()
-    await client.aforce_login(bob)
-    headers = {"Authorization": f"Bearer {await sync_to_async(token_for)(bob)}"} if route.api else {}
+    await client.aforce_login(world.attacker)
+    headers = {"Authorization": f"Bearer {world.attacker_token}"} if declared.api else {}
 
     async def ask(conversation_id: str) -> tuple[int, str]:
-        params = {"session_id": conversation_id, "message": "x", "title": "t"}
-        url = route.url(conversation_id) + (f"?{urlencode(params)}" if route.api else "")
+        params = {
+            name: param.value if isinstance(param, Text) else conversation_id
+            for name, param in declared.params.items()
+            if name not in route.kwargs and param != "user"
+        }
+        url = route.url(conversation_id) + (f"?{urlencode(params)}" if declared.api else "")
         response = await client.generic(
             method, url, urlencode(params), content_type="application/x-www-form-urlencoded", headers=headers
         )
         return response.status_code, response.content.decode().replace(conversation_id, "<id>")
 
-    alices = await ask(str(alices_busy_conversation.pk))
+    victims = await ask(_busy_conversation(world))
     missing = await ask(str(uuid.uuid4()))
 
-    assert alices == missing
+    assert victims == missing
 
 
 @pytest.mark.parametrize("action", sorted(SOCKET_ACTIONS))
-async def test_alices_busy_conversation_answers_bobs_socket_like_a_missing_one(
-    action, alice, bob, alices_busy_conversation
-):
-    reply = await alices_reply(alices_busy_conversation)
-    communicator, _ = await bobs_socket(websocket_routes()[0], bob)
+async def test_a_busy_conversation_answers_the_attackers_socket_like_a_missing_one(action, world):
+    assert world.busy_reply is not None
+    communicator, connected, _code = await open_socket(application, world.attacker, "/ws/chat/")
+    assert connected
+    socket = await Socket(communicator).start()
 
-    async def ask(conversation_id: str) -> str:
-        message = {"action": action, "conversation": conversation_id, "message": "x", "reply": str(reply.pk)}
-        await communicator.send_to(text_data=json.dumps(message))
-        return str(await communicator.receive_from(timeout=5))
+    async def ask(conversation_id: str) -> list[str]:
+        reply = world.busy_reply.pk if world.busy_reply else None
+        frame = {"action": action, "conversation": conversation_id, "message": "x", "reply": reply}
+        return await socket.ask(json.dumps(frame))
 
-    alices = await ask(str(alices_busy_conversation.pk))
+    victims = await ask(_busy_conversation(world))
     missing = await ask(str(uuid.uuid4()))
     await communicator.disconnect()
 
-    assert alices == missing
+    assert victims == missing
 
 
-# --- Signed out ----------------------------------------------------------------------------------
+# --- The sweep itself: two routes that leak are caught ---------------------------------------------
+
+# The two routes as a reviewer would declare them: declaring a leak must not hide it.
+LEAKS_DECLARED = {
+    **ROUTES,
+    "export/": Declared(frozenset({"GET"}), {"conversation": "conversation"}),
+    "m/<int:message_id>/": Declared(frozenset({"GET"}), {"message_id": "message"}),
+}
 
 
-@pytest.mark.parametrize(("route", "method"), [(r, m) for r in http_routes() for m in SWEPT_METHODS], ids=str)
-def test_a_signed_out_caller_gets_nothing_of_alices_conversation(route, method, alice_conversation):
-    before = state_of(alice_conversation)
-    alice_id = str(alice_conversation.pk)
-    params = {"session_id": alice_id, "conversation": alice_id, "message": "x", "title": "Anonymous"}
+def _leaks(findings: list[Finding], route: str) -> list[Finding]:
+    return [f for f in findings if f.route == route and f.problem.startswith("shows the victim's")]
 
-    response = bobs_request(Client(), route, method, route.url(alice_id), params, {})
 
-    assert alices_data_in(body_of(response), alice_conversation) == []
-    assert state_of(alice_conversation) == before
-    if route.name in CONVERSATION_IN_PATH | CONVERSATION_IN_PARAMS:
-        assert response.status_code in {302, 401, 405}
-        assert response.status_code != 302 or response["Location"].startswith("/accounts/login/")
+def test_the_sweep_reads_from_a_views_source_what_it_must_be_told(settings):
+    settings.ROOT_URLCONF = "tests.security.leaky_urls"
+    export = next(route for route in all_http_routes() if route.route == "export/")
+
+    findings = bookkeeping(export, {"export/": Declared(frozenset({"GET"}))})
+
+    assert [f.problem for f in findings] == ["the view reads 'conversation', which is not declared"]
+
+
+async def test_the_sweep_catches_an_unprotected_export_and_message_route(world, settings):
+    settings.ROOT_URLCONF = "tests.security.leaky_urls"  # the site's URLconf and the two leaky routes
+    routes = all_http_routes()
+    leaky = [route for route in routes if route.route in LEAKY_ROUTES]
+    assert len(leaky) == 2
+
+    undeclared = await http_findings(routes, world)
+    declared = await http_findings(leaky, world, LEAKS_DECLARED)
+
+    print("\nThe leaky URLconf, the two routes undeclared:\n" + summary(undeclared))
+    print("The two routes declared as a reviewer would:\n" + summary(declared))
+    for route in LEAKY_ROUTES:
+        assert _leaks(undeclared, route), route
+        assert any("not declared" in f.problem for f in undeclared if f.route == route)
+        assert _leaks(declared, route), route
+        assert any("named the victim's object" in f.problem for f in declared if f.route == route)
+    assert not [f for f in declared if "declared" in f.problem]
+    # Without the two, the URLconf passes: every finding is theirs.
+    assert {f.route for f in undeclared} == set(LEAKY_ROUTES)
 
 
 # --- The provider's secrets ----------------------------------------------------------------
