@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "accounts",
     "roles",
     "conversations",
 ]
@@ -220,6 +221,39 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "login"
 CHATSITE_SIGNUP_ENABLED = env_bool("CHATSITE_SIGNUP_ENABLED", True)
+# Password reset links stay valid this long (seconds).
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
+
+# --- Email (password reset) --------------------------------------------------
+# With no EMAIL_HOST, mail is printed to the server's console; with one, sent by SMTP
+# (STARTTLS on port 587, TLS on 465 unless EMAIL_USE_TLS / EMAIL_USE_SSL say otherwise).
+_email_host = env_str("EMAIL_HOST")
+_email_port = env_int("EMAIL_PORT", 587)
+_email_backend = env_str("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if _email_host
+    else "django.core.mail.backends.console.EmailBackend"
+)
+_email_options: dict[str, object] = {}
+if _email_backend.endswith("smtp.EmailBackend"):
+    _email_options = {
+        "host": _email_host or "localhost",
+        "port": _email_port,
+        "username": env_str("EMAIL_HOST_USER"),
+        "password": env_str("EMAIL_HOST_PASSWORD"),
+        "use_tls": env_bool("EMAIL_USE_TLS", _email_port == 587),
+        "use_ssl": env_bool("EMAIL_USE_SSL", _email_port == 465),
+        "timeout": env_int("EMAIL_TIMEOUT", 10),
+    }
+    if _email_options["use_tls"] and _email_options["use_ssl"]:
+        raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true")
+MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Chatsite <chatsite@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Admin -------------------------------------------------------------------
+# Staff can read users' conversations in the admin (read-only); false hides them there.
+CHATSITE_ADMIN_CONVERSATIONS = env_bool("CHATSITE_ADMIN_CONVERSATIONS", True)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -262,6 +296,9 @@ CHAT_CONTEXT_ROUNDS = env_int("CHAT_CONTEXT_ROUNDS", 20)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32_000)
 # Streamed deltas are coalesced into at most one frame per interval (~20/s).
 CHAT_STREAM_INTERVAL = env_float("CHAT_STREAM_INTERVAL", 0.05)
+# Frames one serving process sends a second across all its replies; past it the interval
+# grows (a frame costs the same whatever its size): fewer, larger pieces under load.
+CHAT_STREAM_FRAMES_PER_SECOND = env_int("CHAT_STREAM_FRAMES_PER_SECOND", 1000)
 # A reply being written holds its conversation's slot for this long without renewal:
 # after a crash, the reply is marked interrupted once this has passed.
 CHAT_LEASE_SECONDS = env_int("CHAT_LEASE_SECONDS", 15)

@@ -1,6 +1,7 @@
 """Publishing replies: one task per process appends every running reply's text to its log.
 
-Jobs only collect text (`Reply.pending`). Every CHAT_STREAM_INTERVAL the publisher
+Jobs only collect text (`Reply.pending`). Every CHAT_STREAM_INTERVAL (longer under load:
+see Publisher.interval) the publisher
 sends whatever all of this process's replies have collected to Redis in one pipeline,
 hands each appended event (with its stream id) to this process's watchers (hub), and,
 less often, asks in one command whether any reply was asked to stop and renews every
@@ -81,6 +82,15 @@ class Publisher:
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
+    def interval(self) -> float:
+        """How long text is collected before it is published: CHAT_STREAM_INTERVAL, or longer
+        when this process writes so many replies that their frames would pass
+        CHAT_STREAM_FRAMES_PER_SECOND. Each frame costs the same to send whatever its size,
+        so under load replies arrive in fewer, larger pieces instead of all falling behind."""
+        budget = settings.CHAT_STREAM_FRAMES_PER_SECOND
+        base = settings.CHAT_STREAM_INTERVAL
+        return max(base, len(self.replies) / budget) if budget > 0 and base > 0 else base
+
     def add(self, reply: Reply) -> None:
         self.replies[reply.reply_id] = reply
         hub().local_add(reply.reply_id)
@@ -128,7 +138,7 @@ class Publisher:
             now = loop.time()
             tick = now >= next_tick
             if tick:
-                next_tick = now + settings.CHAT_STREAM_INTERVAL
+                next_tick = now + self.interval()
             try:
                 await self._flush(tick=tick)
                 if now >= next_poll:

@@ -83,3 +83,26 @@ async def test_streamed_text_is_coalesced_to_at_most_one_frame_per_interval(
     # ~20 frames a second (plus the first at once): a slower machine only sends fewer.
     assert len(seqs) <= elapsed / 0.05 + 2
     assert len(seqs) < len(tokens) / 2
+
+
+async def test_under_load_replies_come_in_fewer_larger_frames(builtin_roles, fake_openai, settings):
+    settings.CHAT_STREAM_INTERVAL = 0.05
+    settings.CHAT_STREAM_FRAMES_PER_SECOND = 20  # 4 replies at once: one frame each per 0.2 s
+    settings.CHAT_LIMIT_CONCURRENT_REPLIES = 0
+    user = await sync_to_async(make_user)("busy")
+    conversations = [await sync_to_async(conversation_create)(owner=user) for _ in range(4)]
+    tokens = [f"t{n} " for n in range(40)]
+    for _ in conversations:
+        fake_openai.queue_reply(Reply(tokens=tokens, delay=0.02))  # 0.8 s each
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    exchanges = await asyncio.gather(
+        *(message_send(owner=user, conversation_id=c.pk, content="go") for c in conversations)
+    )
+
+    results = await asyncio.gather(*(follow_text(e.reply.pk) for e in exchanges))
+    elapsed = loop.time() - started
+
+    for text, seqs, status in results:
+        assert (text, status) == ("".join(tokens), "complete")  # nothing lost, only coalesced
+        assert len(seqs) <= elapsed / 0.2 + 2  # at 0.05 s they would have been ~16
