@@ -55,7 +55,13 @@ _running: dict[int, asyncio.Task[None]] = {}
 
 
 def start(job: ReplyJob, store: Store) -> asyncio.Task[None]:
-    task = asyncio.get_running_loop().create_task(run(job, store), name=f"reply-{job.reply_id}")
+    # Registered at once, before the task first runs: a watcher joining right after
+    # message_send() returns knows the reply is written here.
+    reply = Reply(
+        reply_id=job.reply_id, conversation_id=job.conversation_id, holder=job.holder, user_id=job.user_id
+    )
+    publisher().add(reply)
+    task = asyncio.get_running_loop().create_task(run(job, reply, store), name=f"reply-{job.reply_id}")
     _running[job.reply_id] = task
     task.add_done_callback(lambda _task: _running.pop(job.reply_id, None))
     return task
@@ -110,12 +116,7 @@ async def _read_upstream(job: ReplyJob, reply: Reply, outcome: _Outcome) -> None
         outcome.error = exc.user_message
 
 
-async def run(job: ReplyJob, store: Store) -> None:
-    reply = Reply(
-        reply_id=job.reply_id, conversation_id=job.conversation_id, holder=job.holder, user_id=job.user_id
-    )
-    out = publisher()
-    out.add(reply)
+async def run(job: ReplyJob, reply: Reply, store: Store) -> None:
     outcome = _Outcome()
     loop = asyncio.get_running_loop()
     upstream = loop.create_task(_read_upstream(job, reply, outcome), name=f"reply-{job.reply_id}-upstream")

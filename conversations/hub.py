@@ -56,6 +56,8 @@ class Hub:
         self.cursors: dict[int, str] = {}
         # Replies written by this loop's publisher: delivered without reading Redis.
         self.local: set[int] = set()
+        # Local replies that have published something: only those have a log to catch up on.
+        self.published: set[int] = set()
         self.reader: asyncio.Task[None] | None = None
         self.wake_key = f"chatsite:hub:{uuid.uuid4().hex}:wake"
         self.wake_cursor = "$"
@@ -85,14 +87,18 @@ class Hub:
     def local_add(self, reply_id: int) -> None:
         self.local.add(reply_id)
 
-    def local_remove(self, reply_id: int) -> None:
-        """The reply's job here is over; watchers still waiting read its log from Redis."""
+    def local_remove(self, reply_id: int, *, ended: bool) -> None:
+        """The reply's job here is over. Its watchers have its end in their queues, unless
+        Redis was away at the end: then they read its log from Redis, once it is back."""
         self.local.discard(reply_id)
-        if reply_id in self.watchers:
+        self.published.discard(reply_id)
+        if reply_id in self.watchers and not ended:
             self._read_remote(reply_id)
 
     def deliver(self, reply_id: int, event: Event) -> None:
         """An event this process has just appended to the reply's log."""
+        if reply_id in self.local:
+            self.published.add(reply_id)
         watchers = self.watchers.get(reply_id)
         if not watchers:
             return
@@ -184,8 +190,11 @@ async def follow(
     try:
         try:
             # What the log already holds. Joining first means nothing appended from now on
-            # can be missed; what is read twice is skipped by its id.
-            backlog = cast(Any, await replylog.client().xrange(replylog.log_key(reply_id), min=f"({after}"))
+            # can be missed; what is read twice is skipped by its id. A reply of this
+            # process that has published nothing yet has nothing to read (a new message).
+            unpublished = reply_id in watchers.local and reply_id not in watchers.published
+            log = replylog.log_key(reply_id)
+            backlog = [] if unpublished else cast(Any, await replylog.client().xrange(log, min=f"({after}"))
         except RedisError:
             backlog = []
         for entry_id, fields in backlog:

@@ -60,6 +60,7 @@ class Reply:
     # Set by the job: publish everything now (and then the end, once `end` is set).
     drain: asyncio.Future[None] | None = None
     end: tuple[str, str] | None = None
+    ended: bool = False  # the end event is in the log (and with this process's watchers)
     # Set by the publisher when a stop request for this reply was found.
     stopped: asyncio.Future[StopRequest] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -99,7 +100,7 @@ class Publisher:
 
     def remove(self, reply: Reply) -> None:
         self.replies.pop(reply.reply_id, None)
-        hub().local_remove(reply.reply_id)
+        hub().local_remove(reply.reply_id, ended=reply.ended)
         if not self.replies:
             self.wake.set()  # nothing left to publish: the task ends
 
@@ -214,9 +215,11 @@ class Publisher:
                 if isinstance(result, Exception) and not reply.log_lost:
                     logger.warning("Reply %s: Redis unavailable (%r); writing on", reply.reply_id, result)
                 reply.log_lost = True
-                if event.kind == "end" or isinstance(result, Exception):
+                if isinstance(result, Exception):
                     # Redis is away: the job goes on (and ends) without waiting for it.
                     self._drained(reply)
+                # Else the log was lost (Redis restarted empty): the next flush publishes
+                # the whole text as a reset, and only then the end.
                 continue
             reply.log_lost = False
             reply.seq = event.seq
@@ -225,6 +228,7 @@ class Publisher:
             entry_id = result.decode() if isinstance(result, bytes) else str(result)
             watchers.deliver(reply.reply_id, Event(**{**event.__dict__, "id": entry_id}))
             if event.kind == "end":
+                reply.ended = True
                 self._drained(reply)
         if any(r.drain is not None for r in self.replies.values()):
             self.wake.set()

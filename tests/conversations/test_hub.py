@@ -134,3 +134,14 @@ async def test_a_watcher_of_a_deleted_reply_ends(monkeypatch):
     events = await asyncio.wait_for(collect(987654), 5)  # no such reply (any more)
 
     assert [e.kind for e in events] == ["end"]
+
+
+async def test_a_reply_written_here_is_watched_without_reading_redis(alice, builtin_roles, fake_openai):
+    tokens = [f"l{n} " for n in range(10)]
+    _, exchange = await start(alice, fake_openai, Reply(tokens=tokens, delay=0.01))
+
+    events = await asyncio.wait_for(collect(exchange.reply.pk), 10)
+
+    assert "".join(e.text for e in events) == "".join(tokens)
+    # Every event came straight from this process's publisher: no blocking read, no wake.
+    assert hub.hub().reader is None
