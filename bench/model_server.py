@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import heapq
 import json
+import random
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -94,13 +95,37 @@ class Stream:
         self.prompt_tokens = prompt_tokens
         self.next_index = 0
         self.closed = False
+        # A fault (the soak's): at this token the connection drops, or goes silent for good.
+        self.fault_at: int | None = None
+        self.fault = ""
+
+
+class Faults:
+    """Which requests fail, and how: a share of them, drawn from a seeded generator."""
+
+    KINDS = ("500", "drop", "hang")
+
+    def __init__(self, share: float, seed: int) -> None:
+        self.share = share
+        self.random = random.Random(seed)
+        self.counts = dict.fromkeys(self.KINDS, 0)
+
+    def draw(self) -> str:
+        if self.share <= 0 or self.random.random() >= self.share:
+            return ""
+        kind = self.random.choice(self.KINDS)
+        self.counts[kind] += 1
+        return kind
 
 
 class Pacer:
     """Writes every open stream's next token at its due time, from one timer."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, script: Script, stats: Stats) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, script: Script, stats: Stats, faults: Faults | None = None
+    ) -> None:
         self.loop, self.script, self.stats = loop, script, stats
+        self.faults = faults or Faults(0.0, 0)
         self._heap: list[tuple[float, int, Stream]] = []
         self._order = 0  # ties in due time must not compare Streams
         self._timer: asyncio.TimerHandle | None = None
@@ -131,6 +156,11 @@ class Pacer:
                 self.stats.active -= 1
                 continue
             script = self.script
+            if stream.next_index == stream.fault_at:
+                self.stats.active -= 1
+                if stream.fault == "drop":
+                    stream.protocol.abort()
+                continue  # "hang": the connection stays open and silent
             stream.protocol.write(script.token_chunks[stream.next_index])
             stream.next_index += 1
             if stream.next_index < script.tokens:
@@ -168,6 +198,10 @@ class ModelProtocol(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None:
             self.transport.write(data)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -211,7 +245,7 @@ class ModelProtocol(asyncio.Protocol):
             self._respond(200, {"object": "list", "data": [{"id": script.model, "object": "model"}]})
         elif method == "GET" and path == "/bench/stats":
             stats = self.pacer.stats
-            self._respond(200, {"active": stats.active, "served": stats.served})
+            self._respond(200, {"active": stats.active, "served": stats.served, **self.pacer.faults.counts})
         elif method == "POST" and path.endswith("/chat/completions"):
             try:
                 request = json.loads(body)
@@ -219,8 +253,11 @@ class ModelProtocol(asyncio.Protocol):
             except (ValueError, AttributeError):
                 self._respond(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
                 return
-            if request.get("stream"):
-                self._start_stream(prompt_tokens)
+            fault = self.pacer.faults.draw() if request.get("stream") else ""
+            if fault == "500":
+                self._respond(500, {"error": {"message": "injected fault", "type": "server_error"}})
+            elif request.get("stream"):
+                self._start_stream(prompt_tokens, fault)
             else:
                 asyncio.get_running_loop().call_later(
                     script.first_token + script.tokens * script.interval, self._complete, prompt_tokens
@@ -229,12 +266,16 @@ class ModelProtocol(asyncio.Protocol):
         else:
             self._respond(404, {"error": {"message": f"no route {method} {path}"}})
 
-    def _start_stream(self, prompt_tokens: int) -> None:
+    def _start_stream(self, prompt_tokens: int, fault: str = "") -> None:
         self.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
         )
         self.stream = Stream(self, prompt_tokens)
+        if fault:
+            # Mid-reply, after some text was sent: what the app must keep and say.
+            self.stream.fault = fault
+            self.stream.fault_at = self.pacer.faults.random.randint(1, max(1, self.pacer.script.tokens - 1))
         self.pacer.add(self.stream)
 
     def _complete(self, prompt_tokens: int) -> None:
@@ -274,9 +315,9 @@ class ModelProtocol(asyncio.Protocol):
             self._next_request()
 
 
-async def serve(script: Script, port: int) -> None:
+async def serve(script: Script, port: int, faults: Faults | None = None) -> None:
     loop = asyncio.get_running_loop()
-    pacer = Pacer(loop, script, Stats())
+    pacer = Pacer(loop, script, Stats(), faults)
     server = await loop.create_server(
         lambda: ModelProtocol(pacer), "127.0.0.1", port, backlog=4096, reuse_address=True
     )
@@ -298,10 +339,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="tokens per second per reply")
     parser.add_argument("--first-token", type=float, default=0.2, help="seconds before the first token")
     parser.add_argument("--model", default="bench-model")
+    parser.add_argument("--faults", type=float, default=0.0, help="share of streamed requests that fail")
+    parser.add_argument("--seed", type=int, default=1, help="for the faults")
     args = parser.parse_args()
     raise_fd_limit()
     script = Script.build(tokens=args.tokens, rate=args.rate, first_token=args.first_token, model=args.model)
-    asyncio.run(serve(script, args.port))
+    asyncio.run(serve(script, args.port, Faults(args.faults, args.seed)))
     return 0
 
 

@@ -1,6 +1,7 @@
 """`./run bench`: Chatsite under N concurrent streams, against the model server as the limit.
 
     ./run bench [--n 1,10,50,200,500,1000] [--transport sse,ws] [--json out.json] [--quick]
+    ./run bench --soak [--duration 600] [--streams 100] [--faults 0.05]   (bench/soak.py)
 
 Starts an embedded Redis, a model server pacing tokens like a real one (default 200 tokens
 at 50 tokens/s, first token after 0.2 s), and Chatsite through `python -m chatsite.launcher`
@@ -64,7 +65,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pages", action="store_true", help="also time the chat page and a long conversation"
     )
+    soak = parser.add_argument_group("soak (bench/soak.py)")
+    soak.add_argument("--soak", action="store_true", help="minutes of streams, faults, a Redis restart")
+    soak.add_argument("--duration", type=float, default=600.0, help="soak seconds")
+    soak.add_argument("--streams", type=int, default=100, help="soak: concurrent streams")
+    soak.add_argument("--faults", type=float, default=0.05, help="soak: share of upstream requests that fail")
     args = parser.parse_args(argv)
+    if args.soak and args.json == parser.get_default("json"):
+        args.json = BASE_DIR / "test-artifacts" / "soak.json"
     if args.quick:
         args.n, args.tokens, args.idle = [1, 10], min(args.tokens, 50), min(args.idle, 200)
     if not args.n or min(args.n) < 1:
@@ -142,7 +150,12 @@ def _environment(args: argparse.Namespace, app: App, redis_pid: int, fd_limit: t
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return run(parse_args(argv))
+        args = parse_args(argv)
+        if args.soak:
+            from bench.soak import soak
+
+            return soak(args)
+        return run(args)
     except KeyboardInterrupt:
         _progress("Interrupted: everything the bench started is stopped.")
         return 130

@@ -82,8 +82,11 @@ def stop_process(
 class ModelServer:
     """bench.model_server in its own process, so its CPU is measured apart from the app's."""
 
-    def __init__(self, *, tokens: int, rate: float, first_token: float, log: Path) -> None:
+    def __init__(
+        self, *, tokens: int, rate: float, first_token: float, log: Path, faults: float = 0.0
+    ) -> None:
         self.args = ["--tokens", str(tokens), "--rate", str(rate), "--first-token", str(first_token)]
+        self.args += ["--faults", str(faults)]
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -110,6 +113,7 @@ class ModelServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def stats(self) -> dict[str, int]:
+        """Streams open and served, and the faults injected by kind."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/bench/stats", timeout=5) as response:
             return dict(json.loads(response.read()))
 
