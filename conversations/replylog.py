@@ -16,7 +16,7 @@ import asyncio
 import json
 import weakref
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -146,10 +146,6 @@ def snapshot_from(entries: list[tuple[bytes | str, dict[bytes, bytes]]]) -> Snap
 def snapshot(*, reply_id: int) -> Snapshot:
     """Read the whole log synchronously (page rendering runs in a worker thread)."""
     return snapshot_from(get_redis_connection("default").xrange(log_key(reply_id)))
-
-
-async def asnapshot(*, reply_id: int) -> Snapshot:
-    return snapshot_from(cast(Any, await client().xrange(log_key(reply_id))))
 
 
 def end_sync(*, reply_id: int, seq: int, status: str) -> None:
