@@ -30,6 +30,7 @@ STREAM_SECONDS = 60.0
 # Redis is away this long before it is started again.
 REDIS_DOWN_SECONDS = 3.0
 SETTLE_SECONDS = 60.0
+RSS_SAMPLE_SECONDS = 15.0
 
 
 @dataclass
@@ -140,6 +141,14 @@ def _check(sent: list[Sent]) -> dict[str, Any]:
     }
 
 
+def _find_all(text: str, needle: str) -> list[int]:
+    found, start = [], text.find(needle)
+    while start >= 0:
+        found.append(max(0, start - 300))  # with the log line before it
+        start = text.find(needle, start + 1)
+    return found
+
+
 def _wait_settled(timeout: float) -> None:
     from conversations.models import Message
 
@@ -189,12 +198,21 @@ def soak(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+        samples: list[int] = []
+
+        async def sample_memory() -> None:
+            while True:  # cancelled when the clients are done
+                await asyncio.sleep(RSS_SAMPLE_SECONDS)
+                samples.append(sum(procs.rss_kib(pid) for pid in tree.pids()))
+
         async def run() -> Soak:
             loop = asyncio.get_running_loop()
             state = Soak(port=app.port, tokens=[], deadline=loop.time() + args.duration)
             restart = asyncio.create_task(_redis_restart_halfway(redis, args.duration))
+            sampler = asyncio.create_task(sample_memory())
             await asyncio.gather(*(_client(state, token) for token in accounts.tokens))
             await restart
+            sampler.cancel()
             return state
 
         state = asyncio.run(run())
@@ -211,8 +229,13 @@ def soak(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             concurrent_streams=args.streams,
         )
-        server_errors = app.log.read_text(errors="replace").count("Traceback")
-        figures["server_tracebacks"] = server_errors
+        log = app.log.read_text(errors="replace")
+        figures["server_tracebacks"] = log.count("Traceback")
+        figures["traceback_examples"] = [
+            log[start : start + 1500] for start in _find_all(log, "Traceback")[:3]
+        ]
+        # Memory once the streams are all running (the first samples are the ramp-up), to the end.
+        figures["server_rss_kib_samples"] = samples
     passed = (
         figures["user_messages_lost"] == 0
         and figures["refused_but_saved"] == 0

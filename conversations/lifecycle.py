@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from channels.db import database_sync_to_async
+from redis.exceptions import RedisError
 
 from conversations import generation
 from conversations.services import reply_reap_orphans
@@ -34,6 +35,8 @@ async def reap_forever() -> None:
     while True:
         try:
             await reap_once()
+        except RedisError as exc:  # an outage: leases cannot be read, so nothing is reaped
+            logger.warning("Redis unreachable (%r); looking for unfinished replies later", exc)
         except Exception:
             logger.exception("Reaping unfinished replies failed; trying again later")
         await asyncio.sleep(REAP_SECONDS)

@@ -424,9 +424,10 @@ _STORE = generation.Store(checkpoint=reply_checkpoint, finish=reply_finish)
 def reply_reap_orphans(*, running: set[int]) -> int:
     """Finish replies left `streaming` by a process that died, as `interrupted`.
 
-    A reply is an orphan when no process holds its conversation's lease (a live job
-    renews it four times a second) and it is not running here. Its text is the log's,
-    else the last checkpoint. Safe to run in every process at any time.
+    A reply is an orphan when no process holds its conversation's lease (the process
+    writing it renews it) and it is not running here. Its text is the log's, else the
+    last checkpoint. Safe to run in every process at any time. With Redis unreachable no
+    lease can be seen, so nothing is taken for an orphan: RedisError is raised.
     """
     candidates = list(
         Message.objects.filter(status=Message.Status.STREAMING)
