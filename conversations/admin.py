@@ -1,11 +1,81 @@
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from conversations import services
-from conversations.models import ApiToken, UserLimit
+from conversations.models import ApiToken, Conversation, Message, UserLimit
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ("turn", "author", "status", "content", "error", "superseded", "model", "created_at")
+    readonly_fields = fields
+    ordering = ["created_at", "id"]
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    """Users' conversations, for staff to read: nothing can be added or edited here.
+
+    CHATSITE_ADMIN_CONVERSATIONS=false hides them from every staff member. Deleting stays
+    possible (with the delete permission) so that deleting a user in the admin still works.
+    """
+
+    list_display = ["__str__", "owner", "role", "message_count", "updated_at"]
+    list_filter = ["role", "updated_at"]
+    search_fields = ["title", "owner__username"]
+    list_select_related = ["owner", "role"]
+    fields = (
+        "id",
+        "owner",
+        "role",
+        "title",
+        "model",
+        "temperature",
+        "system_prompt",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+    inlines = [MessageInline]
+    actions = None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return super().get_queryset(request).annotate(message_total=Count("messages"))
+
+    @admin.display(description=_("messages"), ordering="message_total")
+    def message_count(self, obj: Conversation) -> int:
+        return int(getattr(obj, "message_total", 0))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(settings.CHATSITE_ADMIN_CONVERSATIONS) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(settings.CHATSITE_ADMIN_CONVERSATIONS) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
+        # Through the service: a reply still being written is stopped too.
+        services.conversation_delete(owner=obj.owner, conversation_id=obj.pk)
 
 
 @admin.register(ApiToken)
@@ -34,14 +104,18 @@ class ApiTokenAdmin(admin.ModelAdmin):
         token, raw = services.api_token_create(user=obj.user, name=obj.name)
         obj.pk, obj.prefix, obj.key_hash = token.pk, token.prefix, token.key_hash
         self.message_user(
-            request, f"New API token (copy it now, it is not shown again): {raw}", messages.WARNING
+            request,
+            _("New API token (copy it now, it is not shown again): %(token)s") % {"token": raw},
+            messages.WARNING,
         )
 
-    @admin.action(description="Revoke selected tokens")
+    @admin.action(description=_("Revoke selected tokens"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
             services.api_token_revoke(token_id=token.pk)
-        self.message_user(request, f"{queryset.count()} token(s) revoked.", messages.SUCCESS)
+        count = queryset.count()
+        message = ngettext("%(count)d token revoked.", "%(count)d tokens revoked.", count)
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)
 
 
 @admin.register(UserLimit)

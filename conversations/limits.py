@@ -1,9 +1,7 @@
-"""Per-user limits and sign-in throttling, counted atomically in Redis.
+"""Per-user limits, counted atomically in Redis (sign-in throttling: accounts/throttle.py).
 
 - messages per minute, replies being written at once, and tokens per day (UTC) per
-  user: the site's settings, overridden per user in the admin (UserLimit);
-- failed sign-ins per client IP and per account (every attempt is counted as it starts,
-  and a successful one is given back).
+  user: the site's settings, overridden per user in the admin (UserLimit).
 
 Every check-and-count is one Lua script, so two requests at the same instant cannot
 both slip under a limit. A refused message is not saved (the user's text stays in their
@@ -12,15 +10,14 @@ input box or API client); it does count as an attempt against the per-minute lim
 
 import datetime as dt
 import time
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
 
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django_redis import get_redis_connection
-from redis.exceptions import RedisError
 
 from conversations import replylog
 from conversations.models import UserLimit
@@ -130,7 +127,11 @@ async def reply_admit(*, user_id: int, limits: Limits, holder: str, lease: int) 
         )
     if verdict == "concurrent":
         raise LimitExceeded(
-            _("You already have %(count)s replies being written. Wait for one to finish.")
+            ngettext(
+                "You already have %(count)s reply being written. Wait for it to finish.",
+                "You already have %(count)s replies being written. Wait for one to finish.",
+                limits.concurrent_replies,
+            )
             % {"count": limits.concurrent_replies},
             retry_after=int(wait),
         )
@@ -168,61 +169,3 @@ def tokens_used_today(*, user_id: int) -> int:
 def estimate_tokens(text: str) -> int:
     """About four characters a token: used when the provider does not report usage."""
     return (len(text) + 3) // 4
-
-
-# --- Sign-in throttling ---------------------------------------------------------------
-
-# Counts the attempt for the IP and for the account, then checks both: atomic, so a
-# burst of parallel guesses cannot all pass before the first is counted.
-_SIGNIN_ATTEMPT = """
-for i = 1, 2 do
-  local count = redis.call('incr', KEYS[i])
-  if count == 1 then redis.call('expire', KEYS[i], tonumber(ARGV[1])) end
-  local limit = tonumber(ARGV[i + 1])
-  if limit > 0 and count > limit then return math.max(1, redis.call('ttl', KEYS[i])) end
-end
-return 0
-"""
-
-
-def _signin_keys(*, ip: str, username: str) -> list[str]:
-    return [f"chatsite:signin:ip:{ip}", f"chatsite:signin:user:{username.strip().lower()}"]
-
-
-def signin_attempt(*, ip: str, username: str) -> None:
-    """Count a sign-in attempt; raise LimitExceeded when this IP or account has had too many.
-
-    With Redis unreachable, sign-in stays possible: an outage must not lock everyone out.
-    """
-    try:
-        wait = int(
-            get_redis_connection("default").eval(
-                _SIGNIN_ATTEMPT,
-                2,
-                *_signin_keys(ip=ip, username=username),
-                settings.SIGNIN_LIMIT_WINDOW_SECONDS,
-                settings.SIGNIN_LIMIT_PER_IP,
-                settings.SIGNIN_LIMIT_PER_ACCOUNT,
-            )
-        )
-    except RedisError:
-        return
-    if wait:
-        raise LimitExceeded(
-            _("Too many sign-in attempts. Try again in %(minutes)s minute(s).")
-            % {"minutes": max(1, (wait + 59) // 60)},
-            retry_after=wait,
-        )
-
-
-def signin_succeeded(*, ip: str, username: str) -> None:
-    """A good password is not a failed attempt: the IP's count gives it back (an office
-    behind one address must not lock itself out by signing in), and the account's count
-    starts again. Counted first and given back after, so parallel guesses still count."""
-    ip_key, account_key = _signin_keys(ip=ip, username=username)
-    with suppress(RedisError):
-        connection = get_redis_connection("default")
-        with connection.pipeline(transaction=True) as pipe:
-            pipe.decr(ip_key)
-            pipe.delete(account_key)
-            pipe.execute()

@@ -3,26 +3,36 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Conversation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="conversations",
+        verbose_name=_("owner"),
     )
     # PROTECT: a role with conversations is deactivated, not deleted, so history keeps its role.
-    role = models.ForeignKey("roles.Role", on_delete=models.PROTECT, related_name="conversations")
-    title = models.CharField(max_length=200, blank=True)
+    role = models.ForeignKey(
+        "roles.Role", on_delete=models.PROTECT, related_name="conversations", verbose_name=_("role")
+    )
+    title = models.CharField(_("title"), max_length=200, blank=True)
     # The exact prompt the conversation started with: a later admin edit to the
     # role must not silently change what an old conversation was built on.
-    system_prompt = models.TextField()
-    model = models.CharField(max_length=200, blank=True)
-    temperature = models.DecimalField(max_digits=3, decimal_places=2, default=Decimal("0.70"))
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    system_prompt = models.TextField(_("system prompt"))
+    model = models.CharField(_("model"), max_length=200, blank=True)
+    temperature = models.DecimalField(
+        _("temperature"), max_digits=3, decimal_places=2, default=Decimal("0.70")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
         indexes = [models.Index(fields=["owner", "-updated_at"], name="conv_owner_updated")]
 
     def __str__(self) -> str:
@@ -31,37 +41,46 @@ class Conversation(models.Model):
 
 class Message(models.Model):
     class Author(models.TextChoices):
-        USER = "user", "User"
-        ASSISTANT = "assistant", "Assistant"
+        USER = "user", _("User")
+        ASSISTANT = "assistant", _("Assistant")
 
     class Status(models.TextChoices):
-        COMPLETE = "complete", "Complete"
-        STREAMING = "streaming", "Streaming"
-        STOPPED = "stopped", "Stopped"
-        ERROR = "error", "Error"
-        INTERRUPTED = "interrupted", "Interrupted"
+        COMPLETE = "complete", _("Complete")
+        STREAMING = "streaming", _("Streaming")
+        STOPPED = "stopped", _("Stopped")
+        ERROR = "error", _("Error")
+        INTERRUPTED = "interrupted", _("Interrupted")
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
-    author = models.CharField(max_length=10, choices=Author.choices)
-    content = models.TextField(blank=True)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)
-    error = models.TextField(blank=True, help_text="User-facing reason when status is error.")
-    model = models.CharField(max_length=200, blank=True)
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name=_("conversation")
+    )
+    author = models.CharField(_("author"), max_length=10, choices=Author.choices)
+    content = models.TextField(_("content"), blank=True)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.COMPLETE)
+    error = models.TextField(_("error"), blank=True, help_text=_("User-facing reason when status is error."))
+    model = models.CharField(_("model"), max_length=200, blank=True)
+    prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
     # A turn is one user message and the reply to it (1, 2, 3...). Regenerating or editing
     # the last turn adds versions of it; the earlier ones are kept, superseded, so the
     # user can flip back. Superseded messages are neither shown nor sent upstream.
-    turn = models.PositiveIntegerField(default=0)
+    turn = models.PositiveIntegerField(_("turn"), default=0)
     reply_to = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="replies",
+        verbose_name=_("reply to"),
     )
-    superseded = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    superseded = models.BooleanField(_("superseded"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["created_at", "id"]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         indexes = [models.Index(fields=["conversation", "created_at"], name="msg_conv_created")]
 
     def __str__(self) -> str:
@@ -71,18 +90,21 @@ class Message(models.Model):
 class ApiToken(models.Model):
     """A bearer token for the JSON/SSE API. Only a hash is stored; the token is shown once."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("user")
+    )
+    name = models.CharField(_("name"), max_length=100, blank=True, help_text=_("What the token is for."))
     # The first characters of the token, kept in clear so a token can be recognised in lists.
-    prefix = models.CharField(max_length=16, db_index=True)
-    key_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    prefix = models.CharField(_("prefix"), max_length=16, db_index=True)
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = "API token"
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name or 'unnamed'})"
@@ -95,15 +117,25 @@ class ApiToken(models.Model):
 class UserLimit(models.Model):
     """One user's own limits; an empty field means the site's setting applies."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_limit")
-    messages_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="0 = no limit.")
-    concurrent_replies = models.PositiveIntegerField(null=True, blank=True, help_text="0 = no limit.")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_limit", verbose_name=_("user")
+    )
+    messages_per_minute = models.PositiveIntegerField(
+        _("messages per minute"), null=True, blank=True, help_text=_("0 = no limit.")
+    )
+    concurrent_replies = models.PositiveIntegerField(
+        _("concurrent replies"), null=True, blank=True, help_text=_("0 = no limit.")
+    )
     daily_tokens = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Tokens a day (UTC), prompt and reply. 0 = no limit."
+        _("daily tokens"),
+        null=True,
+        blank=True,
+        help_text=_("Tokens a day (UTC), prompt and reply. 0 = no limit."),
     )
 
     class Meta:
-        verbose_name = "user limit"
+        verbose_name = _("user limit")
+        verbose_name_plural = _("user limits")
 
     def __str__(self) -> str:
         return f"Limits of {self.user}"

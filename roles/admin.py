@@ -3,6 +3,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from roles import services
 from roles.models import Role
@@ -10,17 +12,28 @@ from roles.models import Role
 
 @admin.register(Role)
 class RoleAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "is_active", "model", "temperature", "sort_order", "updated_at"]
+    list_display = [
+        "name",
+        "name_zh_hans",
+        "slug",
+        "is_active",
+        "model",
+        "temperature",
+        "sort_order",
+        "updated_at",
+    ]
     list_editable = ["sort_order"]
     list_filter = ["is_active"]
-    search_fields = ["name", "slug", "description", "system_prompt"]
+    search_fields = ["name", "name_zh_hans", "slug", "description", "description_zh_hans", "system_prompt"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "description", "is_active", "sort_order"]}),
-        ("Prompt", {"fields": ["system_prompt"]}),
-        ("Model", {"fields": ["model", "temperature"]}),
-        ("History", {"fields": ["created_at", "updated_at"]}),
+        # One pair per supported language other than the default (settings.LANGUAGES).
+        (_("Chinese"), {"fields": ["name_zh_hans", "description_zh_hans"]}),
+        (_("Prompt"), {"fields": ["system_prompt"]}),
+        (_("Model"), {"fields": ["model", "temperature"]}),
+        (_("History"), {"fields": ["created_at", "updated_at"]}),
     ]
     actions = ["activate", "deactivate"]
 
@@ -34,12 +47,14 @@ class RoleAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Role]) -> None:
         services.role_delete(roles=queryset)
 
-    @admin.action(description="Activate selected roles")
+    @admin.action(description=_("Activate selected roles"))
     def activate(self, request: HttpRequest, queryset: QuerySet[Role]) -> None:
         count = services.role_set_active(roles=queryset, active=True)
-        self.message_user(request, f"{count} role(s) activated.", messages.SUCCESS)
+        message = ngettext("%(count)d role activated.", "%(count)d roles activated.", count)
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)
 
-    @admin.action(description="Deactivate selected roles")
+    @admin.action(description=_("Deactivate selected roles"))
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Role]) -> None:
         count = services.role_set_active(roles=queryset, active=False)
-        self.message_user(request, f"{count} role(s) deactivated.", messages.SUCCESS)
+        message = ngettext("%(count)d role deactivated.", "%(count)d roles deactivated.", count)
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)

@@ -1,4 +1,7 @@
-"""The built-in roles. Their slugs are the FastAPI demo's keys: old clients send role=teacher."""
+"""The built-in roles. Their slugs are the FastAPI demo's keys: old clients send role=teacher.
+
+Names and descriptions in English (the default language) and in Chinese.
+"""
 
 from typing import TypedDict
 
@@ -6,7 +9,9 @@ from typing import TypedDict
 class BuiltinRole(TypedDict):
     slug: str
     name: str
+    name_zh_hans: str
     description: str
+    description_zh_hans: str
     system_prompt: str
     sort_order: int
 
@@ -14,8 +19,10 @@ class BuiltinRole(TypedDict):
 BUILTIN_ROLES: list[BuiltinRole] = [
     {
         "slug": "assistant",
-        "name": "智能助手 / Assistant",
+        "name": "Assistant",
+        "name_zh_hans": "智能助手",
         "description": "A friendly, precise general-purpose assistant.",
+        "description_zh_hans": "友好、准确的通用助手。",
         "sort_order": 10,
         "system_prompt": (
             "You are Chatsite's general assistant: friendly, precise and honest.\n"
@@ -31,8 +38,10 @@ BUILTIN_ROLES: list[BuiltinRole] = [
     },
     {
         "slug": "teacher",
-        "name": "AI老师 / Teacher",
+        "name": "Teacher",
+        "name_zh_hans": "AI老师",
         "description": "A patient teacher who explains step by step and checks understanding.",
+        "description_zh_hans": "耐心的老师，一步一步讲解，并检查你是否理解。",
         "sort_order": 20,
         "system_prompt": (
             "You are an experienced, patient teacher.\n"
@@ -49,8 +58,10 @@ BUILTIN_ROLES: list[BuiltinRole] = [
     },
     {
         "slug": "programmer",
-        "name": "编程专家 / Programming expert",
+        "name": "Programming expert",
+        "name_zh_hans": "编程专家",
         "description": "A senior engineer for code, debugging, design and reviews.",
+        "description_zh_hans": "资深工程师，帮你写代码、调试、做设计和代码评审。",
         "sort_order": 30,
         "system_prompt": (
             "You are a senior software engineer and a careful reviewer.\n"

@@ -1,33 +1,62 @@
-"""Reads of roles. The active list is cached in Redis; services.role_cache_clear() drops it."""
+"""Reads of roles. The active list is cached in Redis, once per language;
+services.role_cache_clear() drops it."""
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
+from django.utils import translation
 
-from roles.models import Role
+from roles.models import Role, language_suffix
 
-ACTIVE_ROLES_CACHE_KEY = "roles:active:v1"
 ACTIVE_ROLES_CACHE_SECONDS = 3600
+
+
+def active_roles_cache_key(language: str | None) -> str:
+    return f"roles:active:v2:{language_suffix(language) or settings.LANGUAGE_CODE}"
+
+
+def active_roles_cache_keys() -> list[str]:
+    """The cached active list's key in every supported language."""
+    return sorted({active_roles_cache_key(code) for code, _name in settings.LANGUAGES})
 
 
 @dataclass(frozen=True)
 class RoleSummary:
-    """What a user may see of a role: never its system prompt."""
+    """What a user may see of a role, in one language: never its system prompt."""
 
     slug: str
     name: str
     description: str
 
 
-def role_list_active() -> list[RoleSummary]:
-    cached: list[RoleSummary] | None = cache.get(ACTIVE_ROLES_CACHE_KEY)
+def role_display_name(role: Role, language: str | None = None) -> str:
+    """The role's name in `language` (default: the active one), else in the default language."""
+    return role.name_in(language or translation.get_language())
+
+
+def role_display_description(role: Role, language: str | None = None) -> str:
+    return role.description_in(language or translation.get_language())
+
+
+def role_list_active(*, language: str | None = None) -> list[RoleSummary]:
+    """The roles users may pick, named in `language` (default: the active one, the page's)."""
+    language = language or translation.get_language()
+    key = active_roles_cache_key(language)
+    cached: list[RoleSummary] | None = cache.get(key)
     if cached is not None:
         return cached
     roles = [
-        RoleSummary(slug=role.slug, name=role.name, description=role.description)
-        for role in Role.objects.filter(is_active=True).only("slug", "name", "description")
+        RoleSummary(
+            slug=role.slug,
+            name=role_display_name(role, language),
+            description=role_display_description(role, language),
+        )
+        for role in Role.objects.filter(is_active=True).only(
+            "slug", "name", "name_zh_hans", "description", "description_zh_hans"
+        )
     ]
-    cache.set(ACTIVE_ROLES_CACHE_KEY, roles, ACTIVE_ROLES_CACHE_SECONDS)
+    cache.set(key, roles, ACTIVE_ROLES_CACHE_SECONDS)
     return roles
 
 
@@ -44,7 +73,9 @@ def role_get_default() -> Role | None:
 ROLE_EXPORT_FIELDS = (
     "slug",
     "name",
+    "name_zh_hans",
     "description",
+    "description_zh_hans",
     "system_prompt",
     "model",
     "temperature",

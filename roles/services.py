@@ -12,11 +12,11 @@ from django.db import transaction
 
 from roles.builtin import BUILTIN_ROLES
 from roles.models import Role
-from roles.selectors import ACTIVE_ROLES_CACHE_KEY, ROLE_EXPORT_FIELDS
+from roles.selectors import ROLE_EXPORT_FIELDS, active_roles_cache_keys
 
 
 def role_cache_clear() -> None:
-    cache.delete(ACTIVE_ROLES_CACHE_KEY)
+    cache.delete_many(active_roles_cache_keys())
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ def role_load_builtins() -> BuiltinLoadResult:
             slug=data["slug"],
             defaults={
                 "name": data["name"],
+                "name_zh_hans": data["name_zh_hans"],
                 "description": data["description"],
+                "description_zh_hans": data["description_zh_hans"],
                 "system_prompt": data["system_prompt"],
                 "sort_order": data["sort_order"],
             },
@@ -72,7 +74,9 @@ def role_delete(*, roles: Iterable[Role]) -> None:
 # --- Import (the other half of selectors.role_export) -----------------------------
 
 ROLE_IMPORT_REQUIRED = ("slug", "name", "system_prompt")
-_TEXT_FIELDS = frozenset({"slug", "name", "description", "system_prompt", "model"})
+_TEXT_FIELDS = frozenset(
+    {"slug", "name", "name_zh_hans", "description", "description_zh_hans", "system_prompt", "model"}
+)
 
 RoleImportAction = Literal["created", "updated", "unchanged"]
 

@@ -132,7 +132,7 @@ def test_import_accepts_a_number_temperature(db, tmp_path):
 
 
 def test_import_updates_a_changed_prompt_and_names_the_field(builtin_roles, tmp_path):
-    teacher = {"slug": "teacher", "name": "AI老师 / Teacher", "system_prompt": "Be brief."}
+    teacher = {"slug": "teacher", "name": "Teacher", "system_prompt": "Be brief."}
 
     out = run("import", roles_file(tmp_path, [teacher]))
 
@@ -150,7 +150,7 @@ def test_import_keeps_the_fields_a_role_leaves_out(builtin_roles, tmp_path):
 
 
 def test_import_dry_run_reports_what_would_change(builtin_roles, tmp_path):
-    teacher = {"slug": "teacher", "name": "Teacher", "system_prompt": "Be brief."}
+    teacher = {"slug": "teacher", "name": "Tutor", "system_prompt": "Be brief."}
 
     out = run("import", roles_file(tmp_path, [NEW_ROLE, teacher]), "--dry-run")
 
