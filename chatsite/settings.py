@@ -192,8 +192,8 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 5.0)
 # The reply engine's async connections per serving process: commands wait for a free one
 # (up to REDIS_POOL_TIMEOUT seconds) rather than fail; nothing holds one for long.
-REDIS_POOL_SIZE = env_int("REDIS_POOL_SIZE", 50)
-REDIS_POOL_TIMEOUT = env_float("REDIS_POOL_TIMEOUT", 5.0)
+REDIS_POOL_SIZE = env_int("REDIS_POOL_SIZE", 200)
+REDIS_POOL_TIMEOUT = env_float("REDIS_POOL_TIMEOUT", 20.0)
 
 CHANNEL_LAYERS = {
     "default": {
