@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from conversations import hub, replylog, services
 from conversations.models import Conversation, Message
+from conversations.rendering import MarkdownStream
 from conversations.selectors import (
     conversation_get,
     exchange_get,
@@ -240,11 +241,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def follow(self, reply: Message, after: str, known: str) -> None:
         try:
+            # What the page shows already (the reattach frame rendered the same text).
+            stream = await sync_to_async(MarkdownStream, thread_sensitive=False)(known)
             async for event in hub.follow(reply_id=reply.pk, after=after, known=known):
                 if event.kind == "delta":
-                    await self.send_fragment(
-                        "chat/frames/delta.html", {"reply": reply, "text": event.text, "seq": event.seq}
-                    )
+                    await self.send_delta(reply, stream, event.text, event.seq)
             finished = await Message.objects.select_related("conversation").aget(pk=reply.pk)
             versions = await database_sync_to_async(turn_versions)(conversation=finished.conversation)
             await self.send_fragment(
@@ -256,6 +257,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("Watching reply %s failed", reply.pk)
             await self.send_error(_("Lost track of the reply. Reload the page to see it."))
+
+    async def send_delta(self, reply: Message, stream: MarkdownStream, text: str, seq: int) -> None:
+        """Render the new text as Markdown: the blocks it finished, and the unfinished tail again."""
+
+        def render() -> str:
+            stream.feed(text)
+            done, tail = stream.take()
+            return render_to_string(
+                "chat/frames/delta.html", {"reply": reply, "done": done, "tail": tail, "seq": seq}
+            )
+
+        await self.send(text_data=await sync_to_async(render, thread_sensitive=False)())
 
     async def send_error(self, text: str) -> None:
         await self.send_fragment("chat/frames/error.html", {"text": text})

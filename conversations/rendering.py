@@ -7,6 +7,7 @@ URLs or htmx attributes.
 """
 
 import hashlib
+import re
 
 import nh3
 from django.core.cache import cache
@@ -35,6 +36,11 @@ def _highlight(code: str, language: str, _attrs: str) -> str:
 
 
 _markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight}).enable(
+    ["table", "strikethrough"]
+)
+# The unfinished tail of a reply being written: the same Markdown, its code not yet
+# highlighted (Pygments on a growing code block, every frame, is the costly part).
+_markdown_tail = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(
     ["table", "strikethrough"]
 )
 
@@ -96,12 +102,73 @@ def sanitise(html: str) -> str:
     )
 
 
-def render_markdown(text: str) -> Markup:
-    """Sanitised HTML for a finished message; cached by content, so history pages stay fast."""
+def _render(text: str, *, renderer: MarkdownIt = _markdown) -> str:
+    return sanitise(renderer.render(text)) if text else ""
+
+
+def render_markdown(text: str, *, tail_id: str | None = None) -> Markup:
+    """Sanitised HTML for a finished message; cached by content, so history pages stay fast.
+
+    With `tail_id`, the text is a reply still being written: its finished blocks, then
+    its unfinished last block in an element with that id, which streamed frames replace
+    (see MarkdownStream). Not cached: the text changes with every frame.
+    """
+    if tail_id is not None:
+        done, tail = MarkdownStream(text).take()
+        return done + Markup('<div id="%s" class="stream-tail">%s</div>') % (tail_id, tail)
     digest = hashlib.sha256(text.encode()).hexdigest()
     key = f"md:{RENDER_VERSION}:{digest}"
     html: str | None = cache.get(key)
     if html is None:
-        html = sanitise(_markdown.render(text))
+        html = _render(text)
         cache.set(key, html, RENDER_CACHE_SECONDS)
     return Markup(html)
+
+
+# The line breaks markdown-it knows (it normalises each of these to "\n").
+_NEWLINE = re.compile(r"\r\n?|\n")
+
+
+class MarkdownStream:
+    """Markdown rendered while it is written, for the cost of its unfinished last block.
+
+    A top-level block is finished once the next one has begun on a complete line: later
+    text cannot change it. Finished blocks are rendered once and handed out once; the
+    unfinished tail is rendered again each time (its code highlighted once finished).
+    Both are sanitised exactly like a finished message. Cross-block details (a link to a
+    reference defined further down, a list's looseness across a later paragraph) are
+    settled by the final render.
+    """
+
+    def __init__(self, text: str = "") -> None:
+        self.text = ""
+        self.committed = 0  # characters of text already handed out as finished blocks
+        self._done: list[str] = []
+        if text:
+            self.feed(text)
+
+    def feed(self, delta: str) -> None:
+        self.text += delta
+        if "\n" not in delta and "\r" not in delta:
+            return  # no new complete line: what is finished has not changed
+        pending = self.text[self.committed :]
+        line_ends = [match.end() for match in _NEWLINE.finditer(pending)]
+        if not line_ends:
+            return
+        complete = line_ends[-1]  # a partial last line decides nothing yet
+        starts = [
+            token.map[0]
+            for token in _markdown.parse(pending[:complete])
+            if token.level == 0 and token.nesting >= 0 and token.map is not None
+        ]
+        if len(starts) < 2:
+            return
+        boundary = [0, *line_ends][starts[-1]]
+        if boundary:
+            self._done.append(_render(pending[:boundary]))
+            self.committed += boundary
+
+    def take(self) -> tuple[Markup, Markup]:
+        """The blocks finished since the last call, and the unfinished tail, as safe HTML."""
+        done, self._done = "".join(self._done), []
+        return Markup(done), Markup(_render(self.text[self.committed :], renderer=_markdown_tail))

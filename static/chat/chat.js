@@ -35,27 +35,184 @@
       return;
     }
     if (event.key === "Escape") {
+      if (event.defaultPrevented || menuOpen()) { return; }  // Esc closes the open menu first
+      var edit = event.target.closest && event.target.closest(".msg-edit[open]");
+      if (edit) { event.preventDefault(); closeEdit(edit); return; }
+      if (drawerOpen()) { event.preventDefault(); setDrawer(false, true); return; }
       var stop = document.getElementById("stop-form");
       if (stop) { event.preventDefault(); stop.requestSubmit(); }
     }
   });
+
+  // --- Copy: a whole message, or one code block, with visible feedback ---------------
+  function announce(text) {
+    var announcer = document.getElementById("announcer");
+    if (announcer) {
+      announcer.textContent = "";
+      window.setTimeout(function () { announcer.textContent = text; }, 50);
+    }
+  }
+
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    // Plain http (no Clipboard API): copy through a hidden selection.
+    return new Promise(function (resolve, reject) {
+      var area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.className = "visually-hidden";
+      document.body.appendChild(area);
+      area.select();
+      var ok = document.execCommand("copy");
+      area.remove();
+      if (ok) { resolve(); } else { reject(new Error("copy refused")); }
+    });
+  }
+
+  function showCopied(button, label) {
+    if (!button.dataset.label) { button.dataset.label = button.textContent; }
+    button.textContent = label;
+    announce(label);
+    window.clearTimeout(Number(button.dataset.timer || 0));
+    button.dataset.timer = String(window.setTimeout(function () {
+      button.textContent = button.dataset.label;
+    }, 2000));
+  }
+
+  function copiedLabel() {
+    var box = messages();
+    return (box && box.dataset.copied) || "Copied";
+  }
+
+  // A code block's own copy button, put before each <pre> of a finished message. The
+  // message body is model output: the button is the page's, made here, never sent.
+  function addCodeButtons() {
+    var box = messages();
+    if (!box) { return; }
+    box.querySelectorAll(".msg:not(.status-streaming) .msg-body pre").forEach(function (pre) {
+      var before = pre.previousElementSibling;
+      if (before && before.classList.contains("code-copy")) { return; }
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "code-copy";
+      button.textContent = box.dataset.copyCode || "Copy code";
+      pre.parentNode.insertBefore(button, pre);
+    });
+  }
+
+  function messageText(body) {
+    // innerText keeps the paragraphs; the code blocks' buttons are hidden while it is read.
+    var article = body.closest(".msg");
+    if (article) { article.classList.add("copying"); }
+    var text = body.innerText;
+    if (article) { article.classList.remove("copying"); }
+    return text;
+  }
+
+  // --- Editing the last message: Cancel and Esc close the box, the text is put back ---
+  function closeEdit(details) {
+    var box = details.querySelector("textarea");
+    if (box) { box.value = box.defaultValue; }
+    details.open = false;
+    var summary = details.querySelector("summary");
+    if (summary) { summary.focus(); }
+  }
+
+  // --- The phone drawer: a real button opens it; closed, it is out of the Tab order ----
+  var phone = window.matchMedia("(max-width: 760px)");
+  function drawerToggle() { return document.getElementById("sidebar-toggle"); }
+  function drawerOpen() {
+    var toggle = drawerToggle();
+    return Boolean(toggle && toggle.checked && phone.matches);
+  }
+  function setDrawer(open, moveFocus) {
+    var toggle = drawerToggle();
+    if (!toggle) { return; }
+    toggle.checked = open;
+    syncDrawer(moveFocus);
+  }
+  function syncDrawer(moveFocus) {
+    var toggle = drawerToggle();
+    var open = Boolean(toggle && toggle.checked);
+    var button = document.querySelector(".menu-button");
+    var main = document.querySelector("main.chat");
+    if (button) { button.setAttribute("aria-expanded", open ? "true" : "false"); }
+    // While the drawer covers the page on a phone, the page behind it is inert.
+    if (main) { main.inert = open && phone.matches; }
+    if (!moveFocus) { return; }
+    if (open) {
+      var first = document.querySelector(".sidebar .conv.active a, .sidebar .new-chat");
+      if (first) { first.focus(); }
+    } else if (button && phone.matches) {
+      button.focus();
+    }
+  }
+
+  // --- The open conversation's heading names the tab ----------------------------------
+  function syncTitle() {
+    var title = document.querySelector("#chat-header .chat-title");
+    if (title) { document.title = title.textContent + " · Chatsite"; }
+  }
+
+  // A conversation's menu is a popover (the top layer): place it under its button,
+  // inside the window, before it shows; once shown, above the button if it is too tall.
+  function placeMenu(menu, shown) {
+    var button = document.querySelector("[popovertarget='" + menu.id + "']");
+    if (!button) { return; }
+    var anchor = button.getBoundingClientRect();
+    var width = shown ? menu.offsetWidth : parseFloat(window.getComputedStyle(menu).width) || 220;
+    var left = Math.max(8, Math.min(anchor.right - width, window.innerWidth - width - 8));
+    var top = anchor.bottom + 4;
+    if (shown && top + menu.offsetHeight > window.innerHeight - 8) {
+      top = Math.max(8, anchor.top - menu.offsetHeight - 4);
+    }
+    menu.style.left = left + "px";
+    menu.style.top = top + "px";
+  }
+  function isMenu(element) {
+    return Boolean(element.classList && element.classList.contains("conv-menu-body"));
+  }
+  document.addEventListener("beforetoggle", function (event) {
+    if (isMenu(event.target) && event.newState === "open") { placeMenu(event.target, false); }
+  }, true);
+  document.addEventListener("toggle", function (event) {
+    if (!isMenu(event.target) || event.newState !== "open") { return; }
+    placeMenu(event.target, true);
+    var title = event.target.querySelector("input[name=title]");
+    if (title) { title.focus(); title.select(); }
+  }, true);
+  function menuOpen() {
+    try { return document.querySelector(".conv-menu-body:popover-open") !== null; } catch (e) { return false; }
+  }
 
   document.addEventListener("input", function (event) {
     if (event.target === input()) { autosize(); }
   });
 
   document.addEventListener("click", function (event) {
-    var copy = event.target.closest && event.target.closest("button.copy");
+    if (!event.target.closest) { return; }
+    var copy = event.target.closest("button.copy");
     if (copy) {
       var source = document.querySelector(copy.dataset.copy);
-      if (source && navigator.clipboard) {
-        navigator.clipboard.writeText(source.innerText).then(function () {
-          copy.classList.add("copied");
-          window.setTimeout(function () { copy.classList.remove("copied"); }, 1500);
-        });
+      if (source) {
+        copyText(messageText(source)).then(function () { showCopied(copy, copy.dataset.copied || copiedLabel()); }, function () {});
       }
       return;
     }
+    var codeCopy = event.target.closest("button.code-copy");
+    if (codeCopy) {
+      var pre = codeCopy.nextElementSibling;
+      if (pre) {
+        copyText(pre.textContent.replace(/\n$/, "")).then(function () { showCopied(codeCopy, copiedLabel()); }, function () {});
+      }
+      return;
+    }
+    var cancel = event.target.closest(".msg-edit-cancel");
+    if (cancel) { closeEdit(cancel.closest(".msg-edit")); return; }
+    if (event.target.closest(".menu-button")) { setDrawer(true, true); return; }
+    if (event.target.closest(".sidebar-close")) { setDrawer(false, true); return; }
     var card = event.target.closest && event.target.closest(".role-card");
     if (card) {
       var select = document.getElementById("role-select");
@@ -71,6 +228,7 @@
     if (event.target.matches && event.target.matches("select[data-autosubmit]")) {
       event.target.form.submit();
     }
+    if (event.target.id === "sidebar-toggle") { syncDrawer(true); }  // the scrim closed it
     if (event.target.id === "role-select") {
       document.querySelectorAll(".role-card").forEach(function (c) {
         c.classList.toggle("selected", c.dataset.role === event.target.value);
@@ -88,6 +246,15 @@
     scrollToBottom();
     autosize();
     focusInput();
+    addCodeButtons();
+    syncDrawer(false);
+    phone.addEventListener("change", function () { syncDrawer(false); });
+  });
+
+  // A rename (an HTTP swap) may have renamed the open conversation's heading.
+  document.addEventListener("htmx:afterSettle", function () {
+    syncTitle();
+    addCodeButtons();
   });
 
   // Tell the server which conversation is open, so deleting it can leave the page.
@@ -118,18 +285,23 @@
     var header = document.getElementById("chat-header");
     if (header && header.dataset.url && window.location.pathname !== header.dataset.url) {
       window.history.replaceState({}, "", header.dataset.url);
-      document.title = header.querySelector(".chat-title").textContent + " · Chatsite";
+      syncTitle();
     }
     if (!document.getElementById("stop-form")) { focusInput(); }
     autosize();
+    addCodeButtons();
     // Close the phone sidebar after a conversation starts.
-    var toggle = document.getElementById("sidebar-toggle");
-    if (toggle) { toggle.checked = false; }
+    if (drawerOpen()) { setDrawer(false, false); }
   });
 
   function setConnection(state) {
     var badge = document.getElementById("connection-state");
-    if (badge) { badge.dataset.state = state; }
+    if (!badge) { return; }
+    badge.dataset.state = state;
+    // The dot's colour, as text for assistive technology.
+    var text = document.getElementById("connection-text");
+    var label = badge.dataset[state];
+    if (text && label && text.textContent !== label) { text.textContent = label; }
   }
   document.addEventListener("htmx:wsOpen", function (event) {
     setConnection("open");

@@ -42,8 +42,20 @@ def csp_violations() -> list[str]:
     return []
 
 
-def open_page(browser: Browser, violations: list[str], *, width: int = 1280, height: int = 800) -> Page:
-    page = browser.new_page(viewport={"width": width, "height": height})
+def open_page(
+    browser: Browser,
+    violations: list[str],
+    *,
+    width: int = 1280,
+    height: int = 800,
+    dark: bool = False,
+    locale: str = "en-US",
+) -> Page:
+    page = browser.new_page(
+        viewport={"width": width, "height": height},
+        color_scheme="dark" if dark else "light",
+        locale=locale,
+    )
     page.on(
         "console",
         lambda message: (

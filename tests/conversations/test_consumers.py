@@ -19,6 +19,37 @@ acreate = sync_to_async(conversation_create)
 acookie = sync_to_async(session_cookie_for)
 
 
+TAIL = r"#msg-\d+-tail"
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
+def streamed_tails(frames: list[str]) -> list[str]:
+    """The unfinished tail each delta frame replaces, as HTML."""
+    return re.findall(rf'<div hx-swap-oob="innerHTML:{TAIL}">(.*?)</div>', "".join(frames), re.S)
+
+
+def shown_while_streaming(frames: list[str]) -> str:
+    """What a page shows after these frames: the reattach's text, then each frame's blocks and tail."""
+    done, tail = "", ""
+    for frame in frames:
+        reattach = re.search(
+            r'class="msg-body markdown stream-text" hx-disable>(.*?)<div id="msg-\d+-tail" '
+            r'class="stream-tail">(.*?)</div>',
+            frame,
+            re.S,
+        )
+        if reattach:
+            done, tail = reattach.groups()
+        done += "".join(re.findall(rf'<div hx-swap-oob="beforebegin:{TAIL}">(.*?)</div>', frame, re.S))
+        tails = re.findall(rf'<div hx-swap-oob="innerHTML:{TAIL}">(.*?)</div>', frame, re.S)
+        if tails:
+            tail = tails[-1]
+    return done + tail
+
+
 async def connect(user, path="/ws/chat/", origin=b"http://localhost"):
     headers = [(b"origin", origin)]
     if user is not None:
@@ -40,8 +71,10 @@ async def test_a_message_streams_into_fragments_and_is_saved(alice, builtin_role
     sent, *deltas, final = frames
     assert 'class="msg msg-user' in sent and "2+2?" in sent
     assert 'class="msg msg-assistant status-streaming"' in sent
-    streamed = "".join(re.sub(r"<[^>]+>", "", d).strip("\n") for d in deltas if "beforeend:#msg-" in d)
-    assert streamed == "Two plus two is four."
+    tails = streamed_tails(deltas)
+    assert len(tails) >= 2
+    assert all("Two plus two is four.".startswith(text_of(t).strip()) for t in tails)  # growing, in order
+    assert tails[-1] == "<p>Two plus two is four.</p>\n"  # rendered as it streams
     assert "<p>Two plus two is four.</p>" in final
     conversation = await Conversation.objects.select_related("role").aget(owner=alice)
     assert conversation.role.slug == "teacher"
@@ -135,8 +168,8 @@ async def test_reconnecting_mid_reply_shows_the_text_so_far_then_the_rest(alice,
 
     reattach = frames[0]
     assert 'hx-swap-oob="outerHTML"' in reattach and "First" in reattach
-    shown = re.sub(r"<[^>]+>", "", "".join(frames[:-1]))
-    assert shown.count("First") == 1  # no duplicate
+    shown = text_of(shown_while_streaming(frames[:-1])).strip()
+    assert shown == "First part second part"  # from the first word, no gap, no duplicate
     reply = await Message.objects.aget(conversation=conversation, author="assistant")
     assert reply.content == "First part second part"
 
@@ -280,3 +313,28 @@ async def test_sync_on_an_idle_page_sends_nothing(alice, builtin_roles, fake_ope
 
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
+
+
+async def test_markdown_streams_rendered_and_finished_blocks_are_sent_once(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    tokens = ["**Bo", "ld** and", " more\n\n", "- one\n", "- two", "\n\n<img src=x onerror=alert(1)>", "\n"]
+    fake_openai.queue_reply(Reply(tokens=tokens, delay=0.05))
+    communicator, _, _ = await connect(alice, f"/ws/chat/{conversation.pk}/")
+    await communicator.send_to(text_data=json.dumps({"message": "go", "conversation": str(conversation.pk)}))
+
+    frames = await frames_until(communicator, r"msg-assistant status-complete")
+    await communicator.disconnect()
+
+    deltas = [f for f in frames if "innerHTML:#msg-" in f]
+    assert any("<strong>Bo</strong>" in t or "<strong>Bold</strong>" in t for t in streamed_tails(deltas))
+    finished = re.findall(rf'<div hx-swap-oob="beforebegin:{TAIL}">(.*?)</div>', "".join(deltas), re.S)
+    assert finished == [
+        "<p><strong>Bold</strong> and more</p>\n",
+        "<ul>\n<li>one</li>\n<li>two</li>\n</ul>\n",
+    ]
+    sent_at = next(n for n, f in enumerate(deltas) if "beforebegin:" in f)
+    assert not [t for t in streamed_tails(deltas[sent_at:]) if "Bold" in t]  # never sent again
+    shown = shown_while_streaming(frames[:-1])
+    assert "<img" not in shown and "&lt;img src=x onerror=alert(1)&gt;" in shown  # sanitised like the end
+    seen = [int(v) for f in deltas for v in re.findall(r'id="stop-seen" value="(\d+)"', f)]
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)  # each frame advances the stop's "seen"

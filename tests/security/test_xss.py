@@ -10,7 +10,7 @@ from django.template.loader import render_to_string
 from playwright.sync_api import Dialog, Page, expect
 
 from conversations.models import Message
-from conversations.rendering import render_markdown
+from conversations.rendering import MarkdownStream, render_markdown
 from conversations.services import conversation_create
 from tests.browser.conftest import open_page, sign_in
 from tests.conftest import make_user
@@ -137,38 +137,54 @@ def test_hostile_markdown_renders_to_safe_html(name, tokens):
     assert Offences(str(html)).found == []
 
 
-class FrameText(HTMLParser):
-    """The tags of a streamed frame, and the text inside its first element."""
+class Frame(HTMLParser):
+    """A streamed frame: its own top-level elements, and what the model's text put inside them."""
+
+    VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr"})
 
     def __init__(self, html: str) -> None:
         super().__init__(convert_charrefs=True)
-        self.tags: list[str] = []
-        self.text = ""
+        self.top: list[tuple[str, dict[str, str | None]]] = []
+        self.inside = ""
         self._depth = 0
         self.feed(html)
         self.close()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-        self._depth += 1
+        if self._depth == 0:
+            self.top.append((tag, dict(attrs)))
+        else:
+            self.inside += self.get_starttag_text() or ""
+        if tag not in self.VOID:
+            self._depth += 1
 
     def handle_endtag(self, tag: str) -> None:
         self._depth -= 1
 
     def handle_data(self, data: str) -> None:
-        if self._depth == 1 and len(self.tags) == 1:
-            self.text += data
+        if self._depth > 0 and not data.isspace():
+            self.inside += "x"
 
 
 @pytest.mark.parametrize(("name", "tokens"), CORPUS, ids=[name for name, _ in CORPUS])
-def test_each_streamed_token_is_sent_as_text(name, tokens):
+def test_each_streamed_frame_carries_only_sanitised_markdown(name, tokens):
+    """Each frame is the page's two swaps and the stop's counter; the model's text inside is
+    Markdown sanitised like a finished reply, however the payload is cut across tokens."""
     reply = SimpleNamespace(pk=7)
-    frames = [
-        FrameText(render_to_string("chat/frames/delta.html", {"reply": reply, "text": token, "seq": 1}))
-        for token in tokens
-    ]
+    stream = MarkdownStream()
+    for seq, token in enumerate(tokens, start=1):
+        stream.feed(token)
+        done, tail = stream.take()
+        context = {"reply": reply, "done": done, "tail": tail, "seq": seq}
+        frame = Frame(render_to_string("chat/frames/delta.html", context))
 
-    assert [(frame.tags, frame.text) for frame in frames] == [(["div", "input"], token) for token in tokens]
+        swaps = [("div", {"hx-swap-oob": "innerHTML:#msg-7-tail"})]
+        if done:
+            swaps.insert(0, ("div", {"hx-swap-oob": "beforebegin:#msg-7-tail"}))
+        stop = ("input", {"type": "hidden", "name": "seen", "id": "stop-seen", "value": str(seq)})
+        assert frame.top == [*swaps, (stop[0], {**stop[1], "hx-swap-oob": "outerHTML"})]
+        assert Offences(frame.inside).found == []
+        assert Offences(str(done) + str(tail)).found == []
 
 
 # --- In a real browser -------------------------------------------------------------------------------
@@ -184,7 +200,14 @@ WATCHER = """
   const DENIED = new Set(ALLOWED.denied);
   const seen = [];
   const csp = [];
+  // The page script's own copy button, put before a code block: a plain button, no more.
+  function ownCodeButton(el) {
+    return el.localName === "button" && el.className === "code-copy" && el.getAttribute("type") === "button"
+      && [...el.attributes].every((attr) => attr.name === "type" || attr.name === "class")
+      && el.nextElementSibling !== null && el.nextElementSibling.localName === "pre";
+  }
   function offences(el) {
+    if (ownCodeButton(el)) return [];
     const found = [];
     if (!TAGS.has(el.localName)) found.push(`<${el.localName}>`);
     for (const attr of el.attributes) {
