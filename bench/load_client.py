@@ -27,6 +27,7 @@ class StreamResult:
     finished: float | None = None  # absolute perf_counter time of the end
     final_status: str = ""  # "complete" when the reply ended normally
     error: str = ""  # "" or its kind: "HTTP 500", "connect: ...", "timeout", "incomplete", ...
+    compare_words: bool = False  # text shown as rendered HTML: compared word by word
 
     def start(self) -> None:
         self.started = time.perf_counter()
@@ -36,6 +37,12 @@ class StreamResult:
             if self.first_token is None:
                 self.first_token = time.perf_counter() - self.started
             self.parts.append(text)
+
+    def show(self, text: str) -> None:
+        """The whole text shown so far (a page re-rendering its reply), replacing the last."""
+        if text.strip() and self.first_token is None:
+            self.first_token = time.perf_counter() - self.started
+        self.parts = [text]
 
     def end(self, status: str, error: str = "") -> None:
         if self.finished is None:
@@ -54,7 +61,7 @@ class StreamResult:
             self.error = "closed early"
         elif self.final_status != "complete":
             self.error = f"reply {self.final_status or 'unfinished'}"
-        elif self.text != expected:
+        elif (self.text.split() != expected.split()) if self.compare_words else (self.text != expected):
             self.error = "incomplete"  # ended normally with text missing: the worst kind
 
 

@@ -18,9 +18,12 @@ from bench.load_client import CONNECT_TIMEOUT, StreamResult
 # the listen backlog, which is not what the phase measures.
 CONNECT_CONCURRENCY = 100
 
-# The chat socket's fragments (templates/chat/frames): escaped delta text, and the
-# reply's <article> whose data-status leaves "streaming" when the reply has ended.
-DELTA = re.compile(r'beforeend:#msg-(\d+)-text"[^>]*>(.*?)</div>', re.S)
+# The chat socket's fragments (templates/chat/frames): a reply streams as sanitised
+# Markdown, its finished blocks once (before the tail) and its unfinished tail replaced
+# each frame; the reply's <article> leaves data-status "streaming" when it has ended.
+FINISHED = re.compile(r'beforebegin:#msg-(\d+)-tail"[^>]*>(.*?)</div>', re.S)
+TAIL = re.compile(r'innerHTML:#msg-(\d+)-tail"[^>]*>(.*?)</div>', re.S)
+TAG = re.compile(r"<[^>]+>")
 ARTICLE = re.compile(r'<article id="msg-(\d+)" class="msg msg-assistant[^"]*" data-status="(\w+)"')
 COMPOSER_ERROR = re.compile(r'id="composer-error"[^>]*>([^<]+)</p>')
 
@@ -58,8 +61,15 @@ async def ws_open_many(
     return list(await asyncio.gather(*(one(url, cookie) for url, cookie in targets)))
 
 
+def _shown(finished: str, tail: str) -> str:
+    """The text a page shows of the streamed HTML."""
+    return html.unescape(TAG.sub(" ", finished + tail))
+
+
 async def ws_stream(socket: ClientConnection, conversation: str, result: StreamResult) -> None:
     reply: str | None = None
+    finished, tail = "", ""
+    result.compare_words = True  # rendered HTML: the words must match, not the spacing
     try:
         result.start()
         await socket.send(json.dumps({"action": "send", "message": "hi", "conversation": conversation}))
@@ -70,9 +80,15 @@ async def ws_stream(socket: ClientConnection, conversation: str, result: StreamR
                     reply = message_id  # the "sent" fragment names the new reply
                 elif message_id == reply and status != "streaming":
                     result.end(status)  # the "finished" fragment
-            for message_id, delta in DELTA.findall(text):
+            updated = False
+            for message_id, block in FINISHED.findall(text):
                 if message_id == reply:
-                    result.add(html.unescape(delta))
+                    finished, updated = finished + block, True
+            for message_id, block in TAIL.findall(text):
+                if message_id == reply:
+                    tail, updated = block, True
+            if updated:
+                result.show(_shown(finished, tail))
             if result.finished is not None:
                 return
             error = COMPOSER_ERROR.search(text)
