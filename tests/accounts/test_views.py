@@ -240,3 +240,19 @@ def test_deleting_the_account_deletes_its_data_and_signs_it_out(alice, bob, buil
     assert Conversation.objects.filter(owner=bob).count() == 1
     assert client.get("/").status_code == 302
     assert elsewhere.get("/").status_code == 302
+
+
+def test_the_chat_page_links_to_the_settings_page(alice, builtin_roles):
+    page = signed_in(alice).get("/").content.decode()
+
+    assert f'href="{reverse("account_settings")}"' in page
+
+
+def test_a_conversations_role_is_named_in_the_pages_language(alice, builtin_roles):
+    conversation = conversation_create(owner=alice, role_slug="teacher")
+    client = signed_in(alice)
+
+    page = client.get(f"/c/{conversation.pk}/", headers={"accept-language": "zh-hans"}).content.decode()
+
+    assert 'class="role-badge">AI老师<' in page
+    assert 'class="conv-role">AI老师<' in page
