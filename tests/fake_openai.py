@@ -46,6 +46,8 @@ class Reply:
 
     Without `stream`, `hang_after_tokens`/`drop_after_tokens` apply before any
     byte of the response is sent, and `delay` is paid once per token.
+    `hang_again_after_tokens`: after a release(), run on to this many tokens and hang
+    again until the next release(): the model runs ahead of a client, and is still running.
     """
 
     tokens: list[str]
@@ -53,8 +55,12 @@ class Reply:
     status: int = 200
     retry_after: float | None = None
     hang_after_tokens: int | None = None
+    hang_again_after_tokens: int | None = None
     drop_after_tokens: int | None = None
     usage: tuple[int, int] | None = None
+    # False: report no usage at all, even when the request asks for it (as some
+    # OpenAI-compatible servers do): no usage chunk in a stream, no `usage` field otherwise.
+    send_usage: bool = True
     error_message: str | None = None
 
 
@@ -192,6 +198,10 @@ class FakeOpenAI:
             self._requests.append(request)
             self._cond.notify_all()
 
+    def _release_generation_now(self) -> int:
+        with self._cond:
+            return self._release_generation
+
     def _released_since(self, generation: int) -> bool:
         with self._cond:
             return self._release_generation != generation
@@ -313,15 +323,17 @@ class _Handler(BaseHTTPRequestHandler):
                 if sent == reply.drop_after_tokens:
                     self._drop()
                     return
-                if sent == reply.hang_after_tokens and not self._hold(None, generation):
-                    return
+                if sent in (reply.hang_after_tokens, reply.hang_again_after_tokens):
+                    if not self._hold(None, generation):
+                        return
+                    generation = fake._release_generation_now()
                 if sent == len(reply.tokens):
                     break
                 if reply.delay and not self._hold(reply.delay, generation):
                     return
                 self._send_event(chunk.delta({"content": reply.tokens[sent]}))
             self._send_event(chunk.delta({}, finish_reason="stop"))
-            if include_usage:
+            if include_usage and reply.send_usage:
                 self._send_event(chunk.usage(_usage(request.body, reply)))
             self._send_event("[DONE]")
             self._write_chunk(b"")
@@ -341,17 +353,16 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.delay and not self._hold(reply.delay * len(reply.tokens), generation):
             return
         message = {"role": "assistant", "content": "".join(reply.tokens), "refusal": None}
-        self._send_json(
-            200,
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": _model(request.body, self.server.fake.model),
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
-                "usage": _usage(request.body, reply),
-            },
-        )
+        completion: dict[str, Any] = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": _model(request.body, self.server.fake.model),
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        }
+        if reply.send_usage:
+            completion["usage"] = _usage(request.body, reply)
+        self._send_json(200, completion)
 
     def _hold(self, seconds: float | None, generation: int) -> bool:
         """Wait `seconds`, or for release() if None; False if the client or server quit."""

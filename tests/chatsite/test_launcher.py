@@ -1,5 +1,6 @@
 """`./run`'s server start-up, run as a real process the way a user runs it."""
 
+import http.client
 import json
 import os
 import re
@@ -9,10 +10,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from chatsite.embedded_redis import free_port
 from tests.fake_openai import FakeOpenAI, Reply
@@ -137,17 +141,42 @@ def test_manage_without_a_running_app_brings_its_own_redis_and_stops_it(tmp_path
     assert not port_is_open(port)
 
 
-def test_a_configured_provider_means_no_local_model(monkeypatch):
+@pytest.mark.parametrize(
+    "provider",
+    [{"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}, {"OPENAI_API_KEY": "sk-just-a-key"}],
+    ids=["base-url-alone", "api-key-alone"],
+)
+def test_a_configured_provider_means_no_local_model(monkeypatch, provider):
     from chatsite import launcher
 
     def must_not_start(progress):
         raise AssertionError("the local model was started although a provider is configured")
 
     monkeypatch.setattr(launcher, "start_local_model", must_not_start)
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("CHATSITE_LOCAL_MODEL", raising=False)
+    for name, value in provider.items():
+        monkeypatch.setenv(name, value)
 
     assert launcher._start_local_model() is None
+
+
+def test_when_the_local_model_cannot_be_built_the_launcher_says_so_and_goes_on(monkeypatch, tmp_path, capsys):
+    from chatsite import launcher, local_model
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("CHATSITE_LOCAL_MODEL", "on")
+    monkeypatch.setattr(local_model, "CACHE_DIR", tmp_path / "not-built")  # nothing cached
+    monkeypatch.setenv("PATH", str(tmp_path))  # no cmake, make or compiler: the real build is impossible
+
+    assert launcher._start_local_model() is None
+
+    said = capsys.readouterr().out
+    assert "No local model is available" in said and "needs cmake" in said
+    assert "set OPENAI_API_KEY or OPENAI_BASE_URL in .env" in said
+    assert "OPENAI_BASE_URL" not in os.environ  # the app is not pointed at a model that is not there
 
 
 def test_run_serves_on_several_worker_processes_sharing_one_port(tmp_path):
@@ -297,3 +326,50 @@ def cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return b""
+
+
+def sign_in(port: int, client_ip: str, username: str, password: str = "wrong-password") -> int:
+    """One browser's sign-in attempt (its own CSRF cookie), sent as if through a proxy for `client_ip`."""
+    forwarded = {"X-Forwarded-For": client_ip}
+    _status, set_cookie, page = http_request(port, "GET", "/accounts/login/", headers=forwarded)
+    cookie = set_cookie.split(";", 1)[0]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": username, "password": password})
+    headers = {**forwarded, "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+    return http_request(port, "POST", "/accounts/login/", body, headers)[0]
+
+
+def http_request(
+    port: int, method: str, path: str, body: str = "", headers: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """The status, the Set-Cookie header and the body of one request."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request(method, path, body=body or None, headers=headers or {})
+    response = connection.getresponse()
+    answer = (response.status, response.getheader("Set-Cookie", ""), response.read().decode())
+    connection.close()
+    return answer
+
+
+@pytest.mark.parametrize("proxy_headers", ["true", "false"])
+def test_proxy_headers_decide_whose_sign_in_failures_count(tmp_path, proxy_headers):
+    process, port = start_launcher(
+        tmp_path,
+        PROXY_HEADERS=proxy_headers,
+        CHATSITE_WORKERS="1",
+        SIGNIN_LIMIT_PER_IP="2",
+        SIGNIN_LIMIT_PER_ACCOUNT="0",
+    )
+    try:
+        wait_until_serving(port, process)
+        assert [sign_in(port, "203.0.113.7", name) for name in ["x", "y"]] == [200, 200]
+        assert sign_in(port, "203.0.113.7", "z") == 429  # this client is over its limit
+        other_client = sign_in(port, "198.51.100.9", "x")
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+
+    if proxy_headers == "true":  # X-Forwarded-For names the client: another one is not refused
+        assert other_client == 200, output
+    else:  # the header is not believed: every attempt came from the proxy's own address
+        assert other_client == 429, output

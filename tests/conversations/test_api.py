@@ -474,7 +474,8 @@ def test_sessions_show_each_conversations_last_message(client, alice_token, alic
     response = client.get("/chat/sessions", headers=bearer(alice_token))
 
     (session,) = response.json()["sessions"]
-    assert set(session) == {"session_id", "title", "role", "last_message", "created_at", "updated_at"}
+    # The README's shape: these keys (the FastAPI demo's); more may come, none may go.
+    assert {"session_id", "title", "role", "last_message", "updated_at"} <= set(session)
     assert (session["title"], session["role"], session["last_message"]) == (
         "Alice's secret plans",
         "teacher",

@@ -203,6 +203,19 @@ def test_purge_for_one_user_leaves_others(alice, bob, builtin_roles):
     assert list(Conversation.objects.values_list("owner__username", flat=True)) == ["alice"]
 
 
+def test_purge_counts_an_age_in_hours(alice, builtin_roles):
+    for hours in [5, 3]:
+        conversation = conversation_create(owner=alice, title=f"{hours} hours old")
+        Conversation.objects.filter(pk=conversation.pk).update(
+            updated_at=timezone.now() - timedelta(hours=hours)
+        )
+
+    out, _ = run("purge_conversations", "--older-than", "4h")
+
+    assert "Deleted 1 conversation(s)" in out
+    assert list(Conversation.objects.values_list("title", flat=True)) == ["3 hours old"]
+
+
 @pytest.mark.parametrize("age", ["90", "90x", "0d", "-5d", ""])
 def test_purge_rejects_a_malformed_age(age, db):
     with pytest.raises(CommandError, match="--older-than takes an age"):

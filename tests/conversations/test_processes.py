@@ -14,6 +14,7 @@ import websockets
 from asgiref.sync import sync_to_async
 
 from chatsite.embedded_redis import EmbeddedRedis
+from conversations import replylog
 from conversations.models import Message
 from conversations.services import api_token_create, conversation_create
 from tests.conftest import ARTIFACTS, make_user, session_cookie_for
@@ -68,9 +69,8 @@ def test_sigterm_mid_reply_saves_the_partial_text_as_interrupted(app_servers, fa
     _alice, token, conversation = alice_with_conversation()
     fake_openai.queue_reply(Reply(tokens=["Saved", " before", " shutdown", " lost"], hang_after_tokens=3))
     connection, response = open_stream(app, token, str(conversation.pk), "go")
-    read_chunks(response, 1)
+    read_text(response, "Saved before shutdown")  # the three tokens are published; the fourth never comes
     fake_openai.wait_for_open_streams(1)
-    time.sleep(0.2)  # the three tokens are published
 
     app.process.send_signal(signal.SIGTERM)
     app.process.wait(timeout=15)
@@ -97,12 +97,27 @@ def test_after_a_crash_the_next_start_marks_the_reply_interrupted_with_its_check
     app.process.wait()
     connection.close()
     assert Message.objects.get(pk=reply.pk).status == Message.Status.STREAMING
-    time.sleep(1.2)  # the dead process's lease expires
+    wait_for_lease_to_expire(conversation.pk)  # nobody renews the dead process's lease
     app_servers(**crash_env)  # a new process reaps orphans when it starts
 
     saved = wait_for_status(reply.pk, Message.Status.INTERRUPTED)
     assert saved.content.startswith(checkpoint)
     assert saved.content.startswith("w0 w1 ")
+
+
+def read_text(response: http.client.HTTPResponse, text: str) -> None:
+    """Read SSE chunks until their text is `text` (frames may carry several tokens)."""
+    shown = ""
+    while shown != text:
+        assert text.startswith(shown), f"{shown!r} is not a beginning of {text!r}"
+        shown += read_chunks(response, 1)[0]
+
+
+def wait_for_lease_to_expire(conversation_id: object, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while replylog.active_held(conversation_ids=[conversation_id]):
+        assert time.monotonic() < deadline, "the reply's lease did not expire"
+        time.sleep(0.05)
 
 
 def wait_for_checkpoint(reply_id: int) -> str:
@@ -117,7 +132,16 @@ def wait_for_checkpoint(reply_id: int) -> str:
 
 # --- Two servers, one Redis ---------------------------------------------------------
 
-DELTA = re.compile(r'<div hx-swap-oob="beforeend:#msg-\d+-text">(.*?)</div>', re.S)
+# A streamed frame: the Markdown blocks finished since the last frame go before the
+# reply's tail, and the unfinished tail is replaced (templates/chat/frames/delta.html).
+DONE = re.compile(
+    r'<div hx-swap-oob="beforebegin:#msg-\d+-tail">(.*?)</div>\s*<div hx-swap-oob="innerHTML', re.S
+)
+TAIL = re.compile(r'<div hx-swap-oob="innerHTML:#msg-\d+-tail">(.*?)</div>\s*<input', re.S)
+
+
+def _text(fragment: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", fragment))
 SEEN = re.compile(r'id="stop-seen" value="(\d+)"')
 
 
@@ -139,12 +163,13 @@ async def test_a_tab_on_another_server_watches_and_stops_a_reply(app_servers, fa
     tab_b = await socket(server_b, cookie, conversation.pk)
 
     await tab_a.send(json.dumps({"action": "send", "message": "go", "conversation": str(conversation.pk)}))
-    shown, seen = "", 0
-    while len(shown.split()) < 5:  # tab B follows the reply written by server A
+    done, tail, seen = "", "", 0
+    while len((done + tail).split()) < 5:  # tab B follows the reply written by server A
         frame = str(await asyncio.wait_for(tab_b.recv(), 10))
-        for text in DELTA.findall(frame):
-            shown += html.unescape(text)
+        done += "".join(_text(block) for block in DONE.findall(frame))
+        tail = _text(TAIL.findall(frame)[-1]) if TAIL.search(frame) else tail
         seen = int(SEEN.findall(frame)[-1]) if SEEN.search(frame) else seen
+    shown = done + tail
     await tab_b.send(json.dumps({"action": "stop", "conversation": str(conversation.pk), "seen": str(seen)}))
     while "status-stopped" not in str(await asyncio.wait_for(tab_b.recv(), 10)):
         pass
@@ -153,7 +178,7 @@ async def test_a_tab_on_another_server_watches_and_stops_a_reply(app_servers, fa
 
     reply = await Message.objects.aget(conversation=conversation, author="assistant")
     assert reply.status == Message.Status.STOPPED
-    assert reply.content == shown  # exactly what tab B had on screen
+    assert reply.content.split() == shown.split()  # exactly what tab B had on screen
     assert len(fake_openai.requests) == 1
 
 

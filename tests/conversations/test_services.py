@@ -164,22 +164,51 @@ async def test_a_second_message_while_a_reply_runs_is_refused(alice, builtin_rol
     await wait_for_reply(first.reply.pk)
 
 
+async def follow_until(reply_id, text):
+    """Follow the reply's log until its text so far is `text`; return that event's seq."""
+    shown = ""
+    async for event in hub.follow(reply_id=reply_id):
+        shown += event.text
+        if shown == text:
+            return event.seq
+    raise AssertionError(f"the reply ended at {shown!r}, before {text!r}")
+
+
 async def test_stop_keeps_exactly_the_text_already_shown(alice, builtin_roles, fake_openai):
     conversation = await acreate(owner=alice)
-    fake_openai.queue_reply(Reply(tokens=["Shown", " text"], hang_after_tokens=2))
+    tokens = ["Shown", " text", " the", " client", " never", " saw"]
+    fake_openai.queue_reply(Reply(tokens=tokens, hang_after_tokens=2, hang_again_after_tokens=6))
     exchange = await message_send(owner=alice, conversation_id=conversation.pk, content="Hi")
-    shown = []
-    async for event in hub.follow(reply_id=exchange.reply.pk):
-        shown.append(event.text)
-        if "".join(shown) == "Shown text":
-            break
+    seen = await asyncio.wait_for(follow_until(exchange.reply.pk, "Shown text"), 10)
+    fake_openai.release()  # the model runs ahead of what the client shows, and keeps running
+    await asyncio.wait_for(follow_until(exchange.reply.pk, "".join(tokens)), 10)
 
-    await reply_stop(owner=alice, conversation_id=conversation.pk)
+    await reply_stop(owner=alice, conversation_id=conversation.pk, seen=seen)
     reply = await wait_for_reply(exchange.reply.pk)
 
     assert reply.status == Message.Status.STOPPED
     assert reply.content == "Shown text"
     await asyncio.to_thread(fake_openai.wait_for_open_streams, 0)
+
+
+async def test_a_roles_own_model_and_temperature_reach_the_provider(alice, builtin_roles, fake_openai):
+    await Role.objects.filter(slug="programmer").aupdate(model="role-own-model", temperature=0.15)
+    conversation = await acreate(owner=alice, role_slug="programmer")
+
+    _, reply = await send(alice, conversation, "Hi")
+
+    body = fake_openai.requests[-1].body
+    assert (body["model"], body["temperature"]) == ("role-own-model", 0.15)
+    assert reply.status == Message.Status.COMPLETE
+
+
+async def test_a_role_without_a_model_uses_the_sites(alice, builtin_roles, fake_openai, settings):
+    await Role.objects.filter(slug="teacher").aupdate(model="")
+    conversation = await acreate(owner=alice, role_slug="teacher")
+
+    await send(alice, conversation, "Hi")
+
+    assert fake_openai.requests[-1].body["model"] == settings.OPENAI_MODEL == "fake-model"
 
 
 @pytest.mark.parametrize("text", ["", "   \n "])

@@ -3,6 +3,9 @@ from collections.abc import AsyncIterator
 import pytest
 from asgiref.sync import sync_to_async
 
+from conversations.models import Message
+from conversations.services import api_token_create, conversation_create
+
 # The browser tests' fixtures, for the security tests that drive a real page.
 from tests.browser.conftest import browser, csp_violations  # noqa: F401
 from tests.conftest import make_user, wait_for_reply
@@ -47,3 +50,12 @@ async def world(bob, builtin_roles, fake_openai, settings, fast_password_hashing
     fake_openai.release()
     if world.busy_reply is not None:
         await wait_for_reply(world.busy_reply.pk)
+
+
+@pytest.fixture
+def fuzz_setup(alice, builtin_roles):
+    conversation = conversation_create(owner=alice, role_slug="teacher", title="Kept")
+    Message.objects.create(conversation=conversation, author="user", content="Still here")
+    Message.objects.create(conversation=conversation, author="assistant", content="Still there")
+    _token, raw = api_token_create(user=alice, name="fuzz")
+    return conversation, raw

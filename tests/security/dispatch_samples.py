@@ -1,5 +1,5 @@
 """Consumers that dispatch their actions in the ways a consumer may, for testing the sweep's
-source scan (tests/security/sweep.py, actions_in_source). Never routed."""
+source scan (tests/security/sweep_source.py, actions_in_source). Never routed."""
 
 from typing import Any
 

@@ -57,6 +57,22 @@ ROUTES: dict[str, Declared] = {
     "signup": Declared(
         GET | POST, {"username": Text(), "password1": Text(), "password2": Text()}, public=True
     ),
+    # The account's own settings: each acts on the caller only, and names no object.
+    "account_settings": Declared(GET | POST, {"email": Text()}),
+    "sessions_end_others": Declared(POST),
+    "account_delete": Declared(POST, {"password": Text()}),
+    "password_change": Declared(
+        GET | POST | PUT, {"old_password": Text(), "new_password1": Text(), "new_password2": Text()}
+    ),
+    # Password reset by email (Django's views): for signed-out callers.
+    "password_reset": Declared(GET | POST | PUT, {"email": Text()}, public=True),
+    "password_reset_done": Declared(GET, public=True),
+    "password_reset_confirm": Declared(
+        GET | POST | PUT,
+        {"uidb64": Text("MQ"), "token": Text("x-token"), "new_password1": Text(), "new_password2": Text()},
+        public=True,
+    ),
+    "password_reset_complete": Declared(GET, public=True),
     # Any method: a POST sets the language, and every method is sent on to `next`.
     "set_language": Declared(frozenset(SWEPT_METHODS), {"language": Text("en"), "next": Text()}, public=True),
     "api-chat-start": Declared(POST, {"role": Text(), "title": Text("Bob's"), **LEGACY}, api=True),

@@ -39,17 +39,10 @@ from tests.security.routes import (
     declared_for,
     websocket_routes,
 )
-from tests.security.sweep import (
-    Finding,
-    Socket,
-    action_findings,
-    actions_in_source,
-    bookkeeping,
-    http_findings,
-    open_socket,
-    socket_findings,
-    summary,
-)
+from tests.security.sweep import Finding, summary
+from tests.security.sweep_http import bookkeeping, http_findings
+from tests.security.sweep_socket import Socket, action_findings, open_socket, socket_findings
+from tests.security.sweep_source import actions_in_source
 from tests.security.victims import World
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_password_hashing")]

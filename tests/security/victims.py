@@ -106,7 +106,7 @@ def marker(markers: dict[str, str], what: str) -> str:
 
 async def _shown(reply_id: int, text: str, within: float = 10.0) -> None:
     deadline = time.monotonic() + within
-    while (await replylog.asnapshot(reply_id=reply_id)).text != text:
+    while (await sync_to_async(replylog.snapshot)(reply_id=reply_id)).text != text:
         if time.monotonic() > deadline:
             raise AssertionError(f"the busy reply never showed {text!r}")
         await asyncio.sleep(0.02)
