@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from conversations import hub, limits, llm, replylog
-from conversations.db import in_thread
+from conversations.db import in_write_thread
 from conversations.models import Message
 from conversations.publisher import Reply, lease_seconds, publisher
 
@@ -146,7 +146,7 @@ async def _checkpoint_forever(reply: Reply, store: Store) -> None:
         await asyncio.sleep(settings.CHAT_CHECKPOINT_SECONDS)
         text = reply.text
         if len(text) != saved:
-            await in_thread(store.checkpoint)(reply_id=reply.reply_id, content=text)
+            await in_write_thread(store.checkpoint)(reply_id=reply.reply_id, content=text)
             saved = len(text)
 
 
@@ -176,7 +176,7 @@ async def _finish(
         reply.parts.extend(reply.pending)
         reply.pending.clear()
     try:
-        await in_thread(store.finish)(
+        await in_write_thread(store.finish)(
             reply_id=job.reply_id,
             content=reply.text,
             status=outcome.status,

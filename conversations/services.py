@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from conversations import generation, limits, replylog
-from conversations.db import in_thread
+from conversations.db import in_thread, in_write_thread
 from conversations.llm import ChatMessage, Usage
 from conversations.models import ApiToken, Conversation, Message
 from conversations.selectors import Exchange, context_history, conversation_get, conversation_id_parse
@@ -312,7 +312,7 @@ async def _reply_start(
                 _("A reply is still being written. Wait for it, or stop it first."), code="reply_in_progress"
             )
         try:
-            exchange, job = await in_thread(_exchange_create)(
+            exchange, job = await in_write_thread(_exchange_create)(
                 owner=owner,
                 conversation_id=key,
                 content=content,
