@@ -59,7 +59,8 @@ class Hub:
         # Local replies that have published something: only those have a log to catch up on.
         self.published: set[int] = set()
         self.reader: asyncio.Task[None] | None = None
-        self.wake_key = f"chatsite:hub:{uuid.uuid4().hex}:wake"
+        self.name = f"chatsite-hub-{uuid.uuid4().hex}"
+        self.wake_key = f"chatsite:hub:{self.name}:wake"
         self.wake_cursor = "$"
         self.reading: set[int] = set()  # the remote replies the running XREAD covers
         self.left = asyncio.Event()  # set whenever a watcher leaves
@@ -119,7 +120,7 @@ class Hub:
             await replylog.client().xadd(self.wake_key, {"w": 1}, maxlen=1)
 
     async def _read(self) -> None:
-        reader = replylog.reader_client(block_seconds=READ_BLOCK_MS / 1000)
+        reader = replylog.reader_client(block_seconds=READ_BLOCK_MS / 1000, name=self.name)
         try:
             while remote := [r for r in self.watchers if r not in self.local]:
                 self.reading = set(remote)

@@ -115,12 +115,15 @@ def client() -> aioredis.Redis:
     return existing
 
 
-def reader_client(*, block_seconds: float) -> aioredis.Redis:
-    """A client of its own for one long blocking read (the hub's XREAD)."""
+def reader_client(*, block_seconds: float, name: str) -> aioredis.Redis:
+    """A client of its own for one long blocking read (the hub's XREAD), named so that
+    `CLIENT LIST` shows whose it is."""
     options = _connection_options()
     # Longer than the block, so a quiet log is not a timeout.
     options["socket_timeout"] = block_seconds + settings.REDIS_SOCKET_TIMEOUT
-    return aioredis.Redis.from_url(settings.REDIS_URL, single_connection_client=True, **options)
+    return aioredis.Redis.from_url(
+        settings.REDIS_URL, single_connection_client=True, client_name=name, **options
+    )
 
 
 # --- Reading ----------------------------------------------------------------------

@@ -255,6 +255,7 @@
   document.addEventListener("htmx:afterSettle", function () {
     syncTitle();
     addCodeButtons();
+    scrollToBottom();  // the finished render and its code buttons made the reply taller
   });
 
   // Tell the server which conversation is open, so deleting it can leave the page.
