@@ -43,10 +43,13 @@ async def test_many_watchers_of_other_processes_replies_share_one_blocking_reade
     before = await sync_to_async(blocked_reads)()  # earlier tests' readers may still block
     reply_ids = list(range(1000, 1200))
     watchers = [asyncio.create_task(collect(reply_id)) for reply_id in reply_ids]
-    await asyncio.sleep(0.3)  # every watcher has joined and waits
+    started_blocking: list[str] = []
+    async with asyncio.timeout(10):  # until every watcher has joined and waits
+        while hub.hub().reading != set(reply_ids) or hub.hub().name not in started_blocking:
+            await asyncio.sleep(0.05)
+            started_blocking = [name for name in await sync_to_async(blocked_reads)() if name not in before]
 
     # 200 blocking reads, one per watcher, ran the pool dry; one reader serves them all.
-    started_blocking = [name for name in await sync_to_async(blocked_reads)() if name not in before]
     assert started_blocking == [hub.hub().name]
     for reply_id in reply_ids:
         await sync_to_async(write_remote)(reply_id, delta(1, f"text of {reply_id}"), end(2))
