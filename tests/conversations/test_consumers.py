@@ -210,6 +210,29 @@ async def test_the_stop_action_stops_the_reply(alice, builtin_roles, fake_openai
     assert (reply.status, reply.content) == ("stopped", "never")
 
 
+async def test_stop_keeps_exactly_the_text_the_stopping_socket_had_shown(alice, builtin_roles, fake_openai):
+    conversation = await acreate(owner=alice)
+    fake_openai.queue_reply(
+        Reply(tokens=["Shown", " text", " unseen", " more"], hang_after_tokens=2, hang_again_after_tokens=4)
+    )
+    communicator, _, _ = await connect(alice)
+    await communicator.send_to(text_data=json.dumps({"message": "go", "conversation": str(conversation.pk)}))
+    shown = await frames_until(communicator, r"Shown text")
+    seen = re.findall(r'id="stop-seen" value="(\d+)"', "".join(shown))[-1]
+
+    # The model runs ahead of what the user had on screen when they pressed Stop.
+    await asyncio.to_thread(fake_openai.release)
+    await frames_until(communicator, r"unseen more")
+    await communicator.send_to(
+        text_data=json.dumps({"action": "stop", "conversation": str(conversation.pk), "seen": seen})
+    )
+    await frames_until(communicator, r"status-stopped")
+    await communicator.disconnect()
+
+    reply = await Message.objects.aget(conversation=conversation, author="assistant")
+    assert (reply.status, reply.content) == ("stopped", "Shown text")
+
+
 async def test_socket_errors_use_the_browsers_language(alice, builtin_roles):
     communicator = WebsocketCommunicator(
         application,
