@@ -242,6 +242,10 @@
       box.addEventListener("scroll", function () {
         stickToBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
       });
+      // Whatever makes the conversation taller (a finished render, code buttons) or its
+      // window shorter (the composer after a reply): the newest text stays in view.
+      new MutationObserver(scrollToBottom).observe(box, { childList: true, subtree: true });
+      if (window.ResizeObserver) { new ResizeObserver(scrollToBottom).observe(box); }
     }
     scrollToBottom();
     autosize();

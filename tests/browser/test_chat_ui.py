@@ -387,3 +387,21 @@ def test_screenshots_of_the_fixed_screens(
     expect(page.locator(f"#conv-menu-{current.pk}")).to_be_visible()
     screenshot(page, f"{name}-menu")
     assert csp_violations == []
+
+
+def test_a_finished_reply_with_code_is_scrolled_into_view(live_app, fake_openai, browser, csp_violations):
+    make_user("alice")
+    long_code = "\n\n".join(f"Step {n}:\n\n```python\nprint({n})\n```" for n in range(12))
+    fake_openai.queue_reply(Reply(tokens=[long_code]))
+    page = conversation_page(live_app, browser, csp_violations)
+
+    send(page, "Show me many steps", count=1)
+
+    # The finished render and its code buttons make the reply taller after it arrived:
+    # the page still ends at the reply's own actions.
+    expect(page.locator(".msg-assistant .code-copy")).to_have_count(12)
+    page.wait_for_function(
+        "() => { const b = document.getElementById('messages');"
+        " return b.scrollHeight - b.scrollTop - b.clientHeight < 5; }"
+    )
+    expect(page.locator(".msg-assistant .msg-actions .copy")).to_be_in_viewport()
