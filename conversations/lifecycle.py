@@ -3,6 +3,7 @@
 Under daphne (Twisted's asyncio reactor) chatsite.asgi installs these hooks:
 - when the server starts, and then every REAP_SECONDS, replies left `streaming` by a
   process that died are finished as `interrupted` with their last text;
+- when the server starts, the connection to the provider is warmed up (llm.provider_warm);
 - when the server stops (SIGTERM, Ctrl-C), running replies are cancelled and each
   publishes and saves the text it has as `interrupted`, and their watchers here are
   sent that end, before daphne cancels the connections (its own shutdown step).
@@ -16,7 +17,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from redis.exceptions import RedisError
 
-from conversations import generation
+from conversations import generation, llm
 from conversations.services import reply_reap_orphans
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ async def reap_forever() -> None:
 
 
 _reaper: "asyncio.Task[None] | None" = None
+_warm: "asyncio.Future[bool] | None" = None
 
 
 def _close_oversized_frames_politely() -> None:
@@ -129,8 +131,9 @@ def install_daphne_hooks() -> None:
     reactor: Any = twisted_reactor  # Twisted types the reactor as interfaces; it is all of them
 
     def start_reaper() -> None:
-        global _reaper
+        global _reaper, _warm
         _reaper = asyncio.ensure_future(reap_forever())
+        _warm = asyncio.ensure_future(llm.provider_warm())
 
     _close_oversized_frames_politely()
     _send_small_writes_at_once()

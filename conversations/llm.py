@@ -249,6 +249,25 @@ def _stream_error_message(exc: openai.OpenAIError, received_text: bool) -> str:
     return _error_message(exc)
 
 
+async def provider_warm(*, within: float = 5.0) -> bool:
+    """Make this process's client and its first connection to the provider before a user
+    needs them, by listing the models (no tokens spent). Measured: making the client cost
+    ~60 ms of CPU and the SDK's first request in a process ~50 ms more than the next, which
+    the first user of each serving process paid. False when that did not work (no provider,
+    or it is unreachable for now): nothing else depends on it."""
+    provider = provider_get()
+    if provider is None:
+        return False
+    client = _client_for(provider)
+    try:
+        async with asyncio.timeout(within):
+            await client.models.list()
+    except (openai.OpenAIError, TimeoutError) as exc:
+        logger.info("Could not warm up the connection to the provider (%s)", type(exc).__name__)
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class CheckStep:
     name: str

@@ -118,3 +118,24 @@ def test_a_base_url_without_a_key_still_configures_a_provider(settings):
 
     assert provider is not None
     assert provider.base_url == "http://127.0.0.1:11434/v1"
+
+
+async def test_warming_up_makes_the_processs_client_before_a_user_needs_it(fake_openai):
+    assert await llm.provider_warm() is True
+
+    provider = llm.provider_get()
+    assert provider is not None
+    assert llm._clients[asyncio.get_running_loop()][0] == provider  # the one the first reply uses
+
+
+async def test_warming_up_an_unreachable_provider_fails_quietly(settings):
+    from chatsite.embedded_redis import free_port
+
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    settings.OPENAI_MAX_RETRIES = 0
+
+    assert await llm.provider_warm(within=3) is False
+
+
+async def test_with_no_provider_there_is_nothing_to_warm_up(no_provider):
+    assert await llm.provider_warm() is False
