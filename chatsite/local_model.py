@@ -279,6 +279,9 @@ def ensure_server_binary(progress: Progress) -> Path:
     return binary
 
 
+MAX_REPLY_TOKENS = 512
+
+
 class LocalModelServer:
     """A llama-server process on a free loopback port, serving one GGUF model under `model`.
 
@@ -353,6 +356,9 @@ class LocalModelServer:
                 *("--ctx-size", str(self.context_size)),
                 *("--threads", str(self.threads), "--threads-batch", str(self.threads)),
                 *("--cache-ram", "256"),  # prompt cache: the default allows 8 GiB
+                # A reply ends by this many tokens at the latest: the tiny model can ramble
+                # on without ever ending its answer (seen: minutes of text for "Say hello.").
+                *("--n-predict", str(MAX_REPLY_TOKENS)),
                 *("--no-webui", "--no-slots"),
             ],
             env=env,

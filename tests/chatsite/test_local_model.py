@@ -118,6 +118,8 @@ async def test_the_app_streams_a_reply_from_the_local_model(
     assert reply.status == "complete"
     assert reply.content.strip()
     assert "".join(deltas) == reply.content  # streamed, then saved whole
+    # The tiny model's replies are capped: it can ramble on without ever ending one.
+    assert reply.completion_tokens is not None and reply.completion_tokens <= local_model.MAX_REPLY_TOKENS
 
 
 def test_run_without_a_provider_chats_with_the_local_model(server: LocalModelServer, tmp_path: Path):
