@@ -48,6 +48,19 @@ def rss_kib(pid: int) -> int:
     return int(resident) * PAGE_KIB
 
 
+def rss_anon_kib(pid: int) -> int:
+    """The anonymous part of the RSS (heap, stacks): what a leak grows. The rest is
+    mapped files, e.g. shared libraries paged in as new code paths run."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    return 0
+
+
 def descendants(root: int) -> list[int]:
     """`root` and every process below it (children of children too)."""
     children: dict[int, list[int]] = {}

@@ -206,7 +206,8 @@ def prepare_database(*, users: int, phases: list[tuple[str, int]]) -> Accounts:
     from django.db import transaction
     from django.test import Client
 
-    from conversations.services import api_token_create, conversation_create
+    from conversations.services import conversation_create
+    from conversations.tokens import api_token_create
     from roles.services import role_load_builtins
 
     call_command("migrate", interactive=False, verbosity=0)

@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from conversations import services
+from conversations import services, tokens
 from conversations.models import ApiToken, Conversation, Message, UserLimit
 
 
@@ -101,7 +101,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             obj.save(update_fields=["name"])
             return
         # The secret is made by the service and shown this once; only its hash is kept.
-        token, raw = services.api_token_create(user=obj.user, name=obj.name)
+        token, raw = tokens.api_token_create(user=obj.user, name=obj.name)
         obj.pk, obj.prefix, obj.key_hash = token.pk, token.prefix, token.key_hash
         self.message_user(
             request,
@@ -112,7 +112,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.action(description=_("Revoke selected tokens"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
-            services.api_token_revoke(token_id=token.pk)
+            tokens.api_token_revoke(token_id=token.pk)
         count = queryset.count()
         message = ngettext("%(count)d token revoked.", "%(count)d tokens revoked.", count)
         self.message_user(request, message % {"count": count}, messages.SUCCESS)

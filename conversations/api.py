@@ -24,7 +24,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from conversations import hub, services
+from conversations import hub, services, tokens
 from conversations.db import in_thread
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get, conversation_summaries, message_list
@@ -70,7 +70,7 @@ async def _authenticate(request: HttpRequest) -> tuple[AbstractBaseUser | None, 
         scheme, _space, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             return None, True
-        user = await in_thread(services.api_token_authenticate)(raw=raw.strip())
+        user = await in_thread(tokens.api_token_authenticate)(raw=raw.strip())
         return user, True
     session_user = await request.auser()
     return (session_user if session_user.is_authenticated else None), False

@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from redis.exceptions import RedisError
 
 from conversations import generation, llm
-from conversations.services import reply_reap_orphans
+from conversations.store import reply_reap_orphans
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,7 @@
 """Writes to conversations: the one path the chat page, the API and manage.py all call."""
 
 import enum
-import hashlib
 import logging
-import secrets
 import uuid
 from contextlib import suppress
 from datetime import timedelta
@@ -11,8 +9,6 @@ from datetime import timedelta
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -21,14 +17,15 @@ from redis.exceptions import RedisError
 
 from conversations import generation, limits, replylog
 from conversations.db import in_thread, in_write_thread
-from conversations.llm import ChatMessage, Usage
-from conversations.models import ApiToken, Conversation, Message
+from conversations.llm import ChatMessage
+from conversations.models import Conversation, Message
+from conversations.owners import User, owner_id
 from conversations.selectors import Exchange, context_history, conversation_get, conversation_id_parse
+from conversations.store import STORE
 from roles.selectors import role_get_active, role_get_default
 
 logger = logging.getLogger(__name__)
 
-User = AbstractBaseUser | AnonymousUser
 TITLE_MAX_CHARS = 60
 
 
@@ -40,13 +37,6 @@ class ChatError(Exception):
         self.message = message
         self.code = code
         self.retry_after = retry_after  # seconds, for limits
-
-
-def _owner_id(owner: User) -> int:
-    # Defence in depth: callers authenticate, but nothing anonymous may own a conversation.
-    if not owner.is_authenticated or owner.pk is None:
-        raise PermissionDenied("Sign in first.")
-    return int(owner.pk)
 
 
 def title_clean(title: object) -> str:
@@ -65,7 +55,7 @@ def conversation_create(*, owner: User, role_slug: str | None = None, title: obj
             raise ChatError(_("Unknown role: %(slug)s") % {"slug": role_slug}, code="unknown_role")
         raise ChatError(_("No AI role is available. An administrator must add one."), code="no_role")
     return Conversation.objects.create(
-        owner_id=_owner_id(owner),
+        owner_id=owner_id(owner),
         role=role,
         title=title,
         system_prompt=role.system_prompt,
@@ -290,7 +280,7 @@ async def _reply_start(
             retry_after=settings.CHAT_RETRY_AFTER_SECONDS,
         )
     key = conversation.pk
-    user_id = _owner_id(owner)
+    user_id = owner_id(owner)
     holder = uuid.uuid4().hex
     try:
         await limits.reply_admit(
@@ -330,7 +320,7 @@ async def _reply_start(
             with suppress(RedisError):
                 await limits.reply_done(user_id=user_id, holder=holder, tokens=0)
         raise
-    generation.start(job, _STORE)
+    generation.start(job, STORE)
     await _announce_reply(exchange)
     return exchange
 
@@ -398,120 +388,11 @@ async def reply_stop(*, owner: User, conversation_id: object, seen: int | None =
     return reply
 
 
-def reply_checkpoint(*, reply_id: int, content: str) -> None:
-    """Save a long reply's text so far; it stays `streaming`."""
-    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(content=content)
-
-
-def reply_finish(*, reply_id: int, content: str, status: str, error: str, usage: Usage | None) -> None:
-    """Write a finished reply once: its whole text, status and token usage."""
-    updated = timezone.now()
-    with transaction.atomic():
-        Message.objects.filter(pk=reply_id).update(
-            content=content,
-            status=status,
-            error=error,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            updated_at=updated,
-        )
-        Conversation.objects.filter(messages__pk=reply_id).update(updated_at=updated)
-
-
-_STORE = generation.Store(checkpoint=reply_checkpoint, finish=reply_finish)
-
-
-def reply_reap_orphans(*, running: set[int]) -> int:
-    """Finish replies left `streaming` by a process that died, as `interrupted`.
-
-    A reply is an orphan when no process holds its conversation's lease (the process
-    writing it renews it) and it is not running here. Its text is the log's, else the
-    last checkpoint. Safe to run in every process at any time. With Redis unreachable no
-    lease can be seen, so nothing is taken for an orphan: RedisError is raised.
-    """
-    candidates = list(
-        Message.objects.filter(status=Message.Status.STREAMING)
-        .exclude(pk__in=running)
-        .only("id", "content", "conversation_id")
-    )
-    held = replylog.active_held(conversation_ids=[m.conversation_id for m in candidates])
-    orphans = [m for m in candidates if str(m.conversation_id) not in held]
-    reaped = 0
-    error = _("The server stopped while this reply was being written.")
-    for reply in orphans:
-        try:
-            snapshot = replylog.snapshot(reply_id=reply.pk)
-        except RedisError:  # Redis unreachable: keep what the database has
-            snapshot = None
-        # Only if still streaming: its job may have finished it since it was selected.
-        reaped += Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(
-            content=(snapshot.text if snapshot else "") or reply.content,
-            status=Message.Status.INTERRUPTED,
-            error=error,
-            updated_at=timezone.now(),
-        )
-        with suppress(RedisError):  # tell anyone still watching
-            replylog.end_sync(
-                reply_id=reply.pk, seq=(snapshot.seq if snapshot else 0) + 1, status="interrupted"
-            )
-    return reaped
-
-
-# --- API tokens ---------------------------------------------------------------
-
-TOKEN_PREFIX = "cs_"
-# last_used_at is written at most this often per token: not one write per request.
-TOKEN_TOUCH_SECONDS = 60
-
-
-def _token_hash(raw: str) -> str:
-    # Tokens are 256 random bits, so a fast hash is enough: there is nothing to brute-force.
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def api_token_create(*, user: User, name: str = "") -> tuple[ApiToken, str]:
-    """Create a token; returns it with the raw secret, which is never stored and shown once."""
-    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(
-        user_id=_owner_id(user), name=name.strip()[:100], prefix=raw[:10], key_hash=_token_hash(raw)
-    )
-    return token, raw
-
-
-def api_token_revoke(*, token_id: int, user: User | None = None) -> ApiToken:
-    """Revoke a token (of `user`, when given). Raises ApiToken.DoesNotExist."""
-    tokens = ApiToken.objects.filter(pk=token_id)
-    if user is not None:
-        tokens = tokens.filter(user_id=_owner_id(user))
-    token = tokens.get()
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
-    return token
-
-
-def api_token_authenticate(*, raw: str) -> AbstractBaseUser | None:
-    """The active user a raw bearer token belongs to, or None."""
-    if not raw.startswith(TOKEN_PREFIX):
-        return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(key_hash=_token_hash(raw), revoked_at__isnull=True, user__is_active=True)
-        .first()
-    )
-    if token is None:
-        return None
-    now = timezone.now()
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > TOKEN_TOUCH_SECONDS:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
-
-
 def conversation_purge(*, older_than: timedelta, owner: User | None = None, dry_run: bool = False) -> int:
     """Delete conversations not updated for `older_than` (of one owner, when given); returns how many."""
     stale = Conversation.objects.filter(updated_at__lt=timezone.now() - older_than)
     if owner is not None:
-        stale = stale.filter(owner_id=_owner_id(owner))
+        stale = stale.filter(owner_id=owner_id(owner))
     if dry_run:
         return stale.count()
     _total, by_model = stale.delete()

@@ -9,7 +9,8 @@ from django.test import Client
 from django.urls import reverse
 
 from conversations.models import ApiToken, Conversation, UserLimit
-from conversations.services import api_token_create, conversation_create
+from conversations.services import conversation_create
+from conversations.tokens import api_token_create
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +39,6 @@ def test_signup_can_be_turned_off(client, settings):
 
     assert client.get(reverse("signup")).status_code == 404
     assert "Create an account" not in client.get(reverse("login")).content.decode()
-
 
 
 def test_signup_keeps_an_optional_email_for_password_resets(client):

@@ -110,9 +110,7 @@ async def test_the_app_streams_a_reply_from_the_local_model(
     settings.OPENAI_MODEL = server.model
     conversation = await sync_to_async(conversation_create)(owner=alice, role_slug="assistant")
     exchange = await message_send(owner=alice, conversation_id=conversation.pk, content="Say hello.")
-    deltas = [
-        event.text async for event in hub.follow(reply_id=exchange.reply.pk) if event.kind == "delta"
-    ]
+    deltas = [event.text async for event in hub.follow(reply_id=exchange.reply.pk) if event.kind == "delta"]
     reply = await wait_for_reply(exchange.reply.pk, within=60)
 
     assert reply.status == "complete"

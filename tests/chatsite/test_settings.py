@@ -17,7 +17,8 @@ import redis
 from chatsite.embedded_redis import EmbeddedRedis, free_port, redis_server_binary
 from conversations import replylog
 from conversations.models import Message
-from conversations.services import api_token_create, conversation_create
+from conversations.services import conversation_create
+from conversations.tokens import api_token_create
 from tests.conftest import make_user
 
 BASE_DIR = Path(__file__).resolve().parents[2]

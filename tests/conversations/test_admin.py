@@ -5,7 +5,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from conversations.models import Conversation, Message
-from conversations.services import api_token_create, conversation_create
+from conversations.services import conversation_create
+from conversations.tokens import api_token_create
 
 pytestmark = pytest.mark.django_db
 
@@ -51,9 +52,12 @@ def test_the_conversation_admin_can_be_turned_off(admin_client, conversation, se
     settings.CHATSITE_ADMIN_CONVERSATIONS = False
 
     assert admin_client.get("/admin/conversations/conversation/").status_code == 403
-    assert admin_client.get(
-        reverse("admin:conversations_conversation_change", args=[conversation.pk])
-    ).status_code == 403
+    assert (
+        admin_client.get(
+            reverse("admin:conversations_conversation_change", args=[conversation.pk])
+        ).status_code
+        == 403
+    )
     assert "/admin/conversations/conversation/" not in admin_client.get("/admin/").content.decode()
     assert "/admin/conversations/apitoken/" in admin_client.get("/admin/").content.decode()
 

@@ -12,12 +12,8 @@ from django.utils import timezone
 
 from conversations import generation
 from conversations.models import Conversation, Message
-from conversations.services import (
-    api_token_create,
-    api_token_revoke,
-    conversation_create,
-    reply_stop,
-)
+from conversations.services import conversation_create, reply_stop
+from conversations.tokens import api_token_create, api_token_revoke
 from roles.builtin import BUILTIN_ROLES
 from roles.models import Role
 from tests.conftest import make_user, wait_for_reply

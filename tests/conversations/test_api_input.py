@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 
 from conversations.models import Conversation, Message
-from conversations.services import api_token_create, conversation_create
+from conversations.services import conversation_create
+from conversations.tokens import api_token_create
 
 # The API's views reach the database through database_sync_to_async (see test_api.py).
 pytestmark = pytest.mark.django_db(transaction=True)

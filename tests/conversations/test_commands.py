@@ -8,7 +8,8 @@ from django.test import Client
 from django.utils import timezone
 
 from conversations.models import ApiToken, Conversation, Message
-from conversations.services import api_token_authenticate, conversation_create
+from conversations.services import conversation_create
+from conversations.tokens import api_token_authenticate
 from tests.fake_openai import Reply
 
 # `chat` runs its own event loop; its database work happens on another connection.

@@ -14,9 +14,9 @@ from conversations.services import (
     conversation_create,
     conversation_delete,
     message_send,
-    reply_reap_orphans,
     reply_stop,
 )
+from conversations.store import reply_reap_orphans
 from tests.conftest import wait_for_reply
 from tests.fake_openai import Reply
 

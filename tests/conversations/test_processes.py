@@ -16,7 +16,8 @@ from asgiref.sync import sync_to_async
 from chatsite.embedded_redis import EmbeddedRedis
 from conversations import replylog
 from conversations.models import Message
-from conversations.services import api_token_create, conversation_create
+from conversations.services import conversation_create
+from conversations.tokens import api_token_create
 from tests.conftest import ARTIFACTS, make_user, session_cookie_for
 from tests.fake_openai import Reply
 
@@ -142,6 +143,8 @@ TAIL = re.compile(r'<div hx-swap-oob="innerHTML:#msg-\d+-tail">(.*?)</div>\s*<in
 
 def _text(fragment: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", fragment))
+
+
 SEEN = re.compile(r'id="stop-seen" value="(\d+)"')
 
 

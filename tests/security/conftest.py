@@ -4,7 +4,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Message
-from conversations.services import api_token_create, conversation_create
+from conversations.services import conversation_create
+from conversations.tokens import api_token_create
 
 # The browser tests' fixtures, for the security tests that drive a real page.
 from tests.browser.conftest import browser, csp_violations  # noqa: F401

@@ -22,7 +22,7 @@ from conversations import generation
 from conversations.consumers import ChatConsumer
 from conversations.models import Conversation
 from conversations.selectors import turn_versions
-from conversations.services import api_token_create
+from conversations.tokens import api_token_create
 from roles.models import Role
 from tests.conftest import frames_until, wait_for_reply
 from tests.fake_openai import FakeOpenAI, Reply

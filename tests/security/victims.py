@@ -21,7 +21,8 @@ from django_redis import get_redis_connection
 
 from conversations import replylog
 from conversations.models import ApiToken, Conversation, Message, UserLimit
-from conversations.services import api_token_create, conversation_create, message_send
+from conversations.services import conversation_create, message_send
+from conversations.tokens import api_token_create
 from tests.fake_openai import FakeOpenAI, Reply
 
 # The victim's reply being written while the sweep runs: its first token is on screen,

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conversations.models import ApiToken
 from conversations.selectors import api_token_list
-from conversations.services import api_token_create, api_token_revoke
+from conversations.tokens import api_token_create, api_token_revoke
 
 
 class Command(BaseCommand):
