@@ -52,7 +52,9 @@ def test_memory_growth_is_told_apart_from_caches_filling_up():
 
     # One sample per 15 s: a steady leak of 1 MiB a sample grows 4 MiB a minute in both halves.
     leak = _memory_figures([400_000 + 1024 * i for i in range(9)])
-    filling = _memory_figures([400_000, 410_240, 415_360, 417_920, 419_200, 419_840, 420_160, 420_320, 420_400])
+    filling = _memory_figures(
+        [400_000, 410_240, 415_360, 417_920, 419_200, 419_840, 420_160, 420_320, 420_400]
+    )
 
     assert leak == {"server_rss_mib_per_min_first_half": 4.0, "server_rss_mib_per_min_second_half": 4.0}
     assert filling["server_rss_mib_per_min_second_half"] < filling["server_rss_mib_per_min_first_half"] / 10
