@@ -352,8 +352,10 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    # Behind a TLS-terminating reverse proxy that sets X-Forwarded-Proto.
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if PROXY_HEADERS:
+        # Only behind the TLS-terminating proxy that sets it: without one, any client
+        # could send X-Forwarded-Proto: https and be served over plain HTTP.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,

@@ -54,7 +54,17 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path):
 
 @pytest.fixture
 def production_app(tmp_path: Path) -> Iterator[int]:
-    """daphne serving chatsite.asgi with DEBUG=false and a real secret key; its port."""
+    """daphne serving chatsite.asgi with DEBUG=false and a real secret key, behind a proxy."""
+    yield from _production_app(tmp_path, PROXY_HEADERS="true")
+
+
+@pytest.fixture
+def production_app_without_proxy(tmp_path: Path) -> Iterator[int]:
+    """The same, reached directly: PROXY_HEADERS left at its default."""
+    yield from _production_app(tmp_path)
+
+
+def _production_app(tmp_path: Path, **extra_env: str) -> Iterator[int]:
     redis = EmbeddedRedis().start()
     port = free_port()
     env = {
@@ -66,6 +76,7 @@ def production_app(tmp_path: Path) -> Iterator[int]:
         "REDIS_URL": redis.url,
         "SQLITE_PATH": str(tmp_path / "db.sqlite3"),
         "CHATSITE_LOCAL_MODEL": "off",
+        **extra_env,
     }
     log = (tmp_path / "daphne.log").open("wb")
     process = subprocess.Popen(
@@ -117,6 +128,14 @@ def test_https_answers_carry_hsts_and_secure_cookies(production_app: int):
     assert response.getheader("Strict-Transport-Security") == "max-age=31536000; includeSubDomains; preload"
     cookies = response.getheader("Set-Cookie") or ""
     assert "csrftoken=" in cookies and "Secure" in cookies
+
+
+def test_without_a_proxy_a_forwarded_proto_header_is_not_believed(production_app_without_proxy: int):
+    # No proxy in front: a client claiming HTTPS is still sent to HTTPS.
+    response = get(production_app_without_proxy, "/accounts/login/", {"X-Forwarded-Proto": "https"})
+
+    assert response.status == 301
+    assert response.getheader("Location") == "https://127.0.0.1/accounts/login/"
 
 
 # --- Redis with a password ----------------------------------------------------------
