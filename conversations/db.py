@@ -12,6 +12,7 @@ slept in every pool thread, and reads queued behind them. In line for one lock, 
 write starts the moment the one before ends.
 """
 
+import atexit
 import fcntl
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -47,6 +48,16 @@ def _sqlite_write_lock() -> Iterator[None]:
         yield
     finally:
         fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+@atexit.register
+def _lock_files_close() -> None:
+    # Each stays open for the process's life (no open and close per write); closed at
+    # exit so that Python does not warn about files left open.
+    with _lock_files_guard:
+        for lock_file in _lock_files.values():
+            lock_file.close()
+        _lock_files.clear()
 
 
 def in_write_thread[**P, R](function: Callable[P, R]) -> Callable[P, Awaitable[R]]:

@@ -9,4 +9,6 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation"),
     path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="rename"),
     path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="delete"),
+    # For load balancers and operators: no sign-in, no secrets.
+    path("healthz", views.healthz, name="healthz"),
 ]

@@ -1,6 +1,10 @@
 """The chat pages and their htmx fragments. Thin: each view calls a selector or service."""
 
-from django.http import Http404, HttpRequest, HttpResponse
+from dataclasses import asdict
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -8,6 +12,7 @@ from django_htmx.middleware import HtmxDetails
 from redis.exceptions import RedisError
 
 from conversations import replylog, services
+from conversations.health import health_check
 from conversations.models import Conversation, Message
 from conversations.selectors import (
     conversation_get,
@@ -94,3 +99,19 @@ def conversation_delete(request: HtmxHttpRequest, conversation_id: str) -> HttpR
     if request.headers.get("X-Chat-Current") == str(conversation_id):
         return HttpResponseClientRedirect("/")
     return HttpResponse("")  # the sidebar item swaps itself out
+
+
+@login_not_required
+@require_GET
+async def healthz(request: HttpRequest) -> HttpResponse:
+    """For load balancers: 200 while this process can serve, 503 (with Retry-After) when not."""
+    health = await health_check()
+    checks = {"database": health.database, "redis": health.redis, "provider": health.provider}
+    response = JsonResponse(
+        {"status": health.status, "checks": {name: asdict(check) for name, check in checks.items()}},
+        status=200 if health.serving else 503,
+    )
+    if not health.serving:
+        response["Retry-After"] = str(settings.CHAT_RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response

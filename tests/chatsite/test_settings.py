@@ -130,6 +130,19 @@ def test_https_answers_carry_hsts_and_secure_cookies(production_app: int):
     assert "csrftoken=" in cookies and "Secure" in cookies
 
 
+def test_a_load_balancers_plain_http_health_probe_is_answered_not_redirected(
+    production_app_without_proxy: int,
+):
+    connection = http.client.HTTPConnection("127.0.0.1", production_app_without_proxy, timeout=10)
+    connection.request("GET", "/healthz", headers={"Host": "127.0.0.1"})
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+
+    assert response.status == 200
+    assert body["checks"]["database"]["ok"] is True and body["checks"]["redis"]["ok"] is True
+
+
 def test_without_a_proxy_a_forwarded_proto_header_is_not_believed(production_app_without_proxy: int):
     # No proxy in front: a client claiming HTTPS is still sent to HTTPS.
     response = get(production_app_without_proxy, "/accounts/login/", {"X-Forwarded-Proto": "https"})

@@ -94,6 +94,8 @@ ROUTES: dict[str, Declared] = {
         {"conversation_id": "conversation", "title": Text("Bob was here"), "active": Text()},
     ),
     "chat:delete": Declared(POST | DELETE, {"conversation_id": "conversation"}),
+    # Health for load balancers: the same answer for everyone, naming nobody's data.
+    "chat:healthz": Declared(GET, public=True),
 }
 # Every page of Django's admin but its sign-in: staff only, whatever it shows.
 ADMIN_PREFIX = "admin/"
