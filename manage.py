@@ -1,14 +1,17 @@
 #!/usr/bin/env python
-import os
+"""Django's manage.py, the same as `./run manage`: a command uses the running app's
+embedded Redis and local model, or an embedded Redis of its own while it runs when
+nothing is running and REDIS_URL is not set."""
+
 import sys
 
 
-def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
-    from django.core.management import execute_from_command_line
+def main() -> int:
+    from chatsite.launcher import environment_load, manage
 
-    execute_from_command_line(sys.argv)
+    environment_load()
+    return manage(sys.argv[1:])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

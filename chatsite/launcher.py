@@ -227,10 +227,14 @@ def serve() -> int:
     return status
 
 
-def main() -> int:
+def environment_load() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
     # .env first: which provider and which Redis to use is decided before Django starts.
     load_dotenv(BASE_DIR / ".env", override=False)
+
+
+def main() -> int:
+    environment_load()
     if sys.argv[1:2] == ["manage"]:
         return manage(sys.argv[2:])
     return serve()

@@ -102,11 +102,15 @@ def test_run_loads_the_builtin_roles_once(tmp_path):
     assert slugs == ["assistant", "programmer", "teacher"]
 
 
-def run_manage(tmp_path: Path, *args: str) -> str:
+# `./run manage ARGS` runs the first; Django's habit, from the venv, is the second.
+MANAGE_ENTRIES = {"run-manage": ["-m", "chatsite.launcher", "manage"], "manage.py": ["manage.py"]}
+
+
+def run_manage(tmp_path: Path, *args: str, entry: str = "run-manage") -> str:
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env["SQLITE_PATH"] = str(tmp_path / "db.sqlite3")
     result = subprocess.run(
-        [sys.executable, "-m", "chatsite.launcher", "manage", *args],
+        [sys.executable, *MANAGE_ENTRIES[entry], *args],
         cwd=BASE_DIR,
         env=env,
         capture_output=True,
@@ -120,11 +124,12 @@ def run_manage(tmp_path: Path, *args: str) -> str:
 PRINT_REDIS = "from django.conf import settings; print(settings.REDIS_URL)"
 
 
-def test_manage_uses_the_running_apps_redis(tmp_path):
+@pytest.mark.parametrize("entry", MANAGE_ENTRIES)
+def test_manage_uses_the_running_apps_redis(tmp_path, entry):
     process, port = start_launcher(tmp_path)
     try:
         wait_until_serving(port, process)
-        used = run_manage(tmp_path, "shell", "--no-imports", "-c", PRINT_REDIS).strip()
+        used = run_manage(tmp_path, "shell", "--no-imports", "-c", PRINT_REDIS, entry=entry).strip()
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
@@ -134,8 +139,9 @@ def test_manage_uses_the_running_apps_redis(tmp_path):
     assert used == f"redis://127.0.0.1:{match.group(1)}/0"
 
 
-def test_manage_without_a_running_app_brings_its_own_redis_and_stops_it(tmp_path):
-    used = run_manage(tmp_path, "shell", "--no-imports", "-c", PRINT_REDIS).strip()
+@pytest.mark.parametrize("entry", MANAGE_ENTRIES)
+def test_manage_without_a_running_app_brings_its_own_redis_and_stops_it(tmp_path, entry):
+    used = run_manage(tmp_path, "shell", "--no-imports", "-c", PRINT_REDIS, entry=entry).strip()
 
     port = int(re.fullmatch(r"redis://127\.0\.0\.1:(\d+)/0", used).group(1))  # type: ignore[union-attr]
     assert not port_is_open(port)
