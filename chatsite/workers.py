@@ -28,7 +28,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # it is failing on start (a bad setting), not crashing under load.
 QUICK_EXIT_SECONDS = 10.0
 QUICK_EXITS_ALLOWED = 3
-STOP_GRACE_SECONDS = 30.0
+# A child stopping lets its replies finish (CHATSITE_DRAIN_SECONDS, default 20), then saves
+# the rest and closes its connections; it is killed only if it takes longer than that.
+STOP_AFTER_DRAIN_SECONDS = 15.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -136,7 +138,8 @@ class WorkerPool:
         for process, _started in self.children:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        drain = float(os.environ.get("CHATSITE_DRAIN_SECONDS", "").strip() or 20.0)
+        deadline = time.monotonic() + drain + STOP_AFTER_DRAIN_SECONDS
         for process, _started in self.children:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -10,6 +10,7 @@ key the publisher looks for on behalf of all of this process's jobs.
 import asyncio
 import logging
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -25,7 +26,16 @@ from conversations.publisher import Reply, lease_seconds, publisher
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ReplyJob", "lease_seconds", "running_count", "running_ids", "shutdown", "start", "wait"]
+__all__ = [
+    "ReplyJob",
+    "accepting",
+    "lease_seconds",
+    "running_count",
+    "running_ids",
+    "shutdown",
+    "start",
+    "wait",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,9 @@ class Store:
 # Strong references: the event loop keeps only weak ones, and a job must not be
 # garbage-collected mid-reply.
 _running: dict[int, asyncio.Task[None]] = {}
+# The event loops shutting down (a server has one): there new replies are refused
+# (another process or host takes them), and the running ones are given time to finish.
+_draining: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
 
 
 def start(job: ReplyJob, store: Store) -> asyncio.Task[None]:
@@ -75,15 +88,25 @@ def running_count() -> int:
     return len(_running)
 
 
-async def shutdown(*, grace: float = 5.0) -> None:
-    """Stop every job of this process; each publishes and saves what it has as `interrupted`,
-    and its watchers here are given the end before the server closes their connections."""
+def accepting() -> bool:
+    return asyncio.get_running_loop() not in _draining
+
+
+async def shutdown(*, drain: float = 0.0, grace: float = 5.0) -> None:
+    """Refuse new replies; give the running ones up to `drain` seconds to finish, then stop
+    the rest: each publishes and saves what it has as `interrupted`. Either way their
+    watchers here are given the end before the server closes their connections."""
+    _draining.add(asyncio.get_running_loop())
     tasks = dict(_running)
+    if not tasks:
+        return
+    if drain > 0:
+        logger.info("Shutting down: waiting up to %.0f s for %d running reply(ies)", drain, len(tasks))
+        await asyncio.wait(tasks.values(), timeout=drain)
     for task in tasks.values():
-        task.cancel()
-    if tasks:
-        await asyncio.wait(tasks.values(), timeout=grace)
-        await hub.watchers_gone(set(tasks), within=2.0)
+        task.cancel()  # no effect on the ones that finished
+    await asyncio.wait(tasks.values(), timeout=grace)
+    await hub.watchers_gone(set(tasks), within=2.0)
 
 
 async def wait(reply_id: int) -> None:

@@ -4,9 +4,10 @@ Under daphne (Twisted's asyncio reactor) chatsite.asgi installs these hooks:
 - when the server starts, and then every REAP_SECONDS, replies left `streaming` by a
   process that died are finished as `interrupted` with their last text;
 - when the server starts, the connection to the provider is warmed up (llm.provider_warm);
-- when the server stops (SIGTERM, Ctrl-C), running replies are cancelled and each
-  publishes and saves the text it has as `interrupted`, and their watchers here are
-  sent that end, before daphne cancels the connections (its own shutdown step).
+- when the server stops (SIGTERM, Ctrl-C), new replies are refused (503 + Retry-After),
+  running ones have CHATSITE_DRAIN_SECONDS to finish, and those still running are
+  cancelled: each publishes and saves the text it has as `interrupted`. Their watchers
+  here are sent the end before daphne cancels the connections (its own shutdown step).
 """
 
 import asyncio
@@ -15,6 +16,7 @@ import sys
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from conversations import generation, llm
@@ -113,7 +115,8 @@ def _save_replies_before_connections_close() -> None:
     def kill_after_saving(self: Any) -> "defer.Deferred[Any]":
         if _reaper is not None:
             _reaper.cancel()
-        saved = defer.Deferred.fromFuture(asyncio.ensure_future(generation.shutdown()))
+        drained = generation.shutdown(drain=settings.CHATSITE_DRAIN_SECONDS)
+        saved = defer.Deferred.fromFuture(asyncio.ensure_future(drained))
         saved.addErrback(lambda failure: logger.error("Saving replies on shutdown failed: %s", failure))
         saved.addBoth(lambda _result: kill_all_applications(self))
         return saved

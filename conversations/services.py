@@ -271,6 +271,14 @@ async def _reply_start(
         return found, limits.limits_for(user_id=found.owner_id)
 
     conversation, user_limits = await in_thread(owned_with_limits)()
+    if not generation.accepting():
+        # Shutting down: the replies running here finish, a new one goes to another process.
+        raise ChatError(
+            _("Chatsite is restarting. Try again in %(seconds)s s.")
+            % {"seconds": settings.CHAT_RETRY_AFTER_SECONDS},
+            code="unavailable",
+            retry_after=settings.CHAT_RETRY_AFTER_SECONDS,
+        )
     if generation.running_count() >= settings.CHAT_MAX_REPLIES_PER_PROCESS:
         # Past capacity a new reply would slow every reply being written: refuse it clearly.
         raise ChatError(

@@ -180,6 +180,8 @@ def app_servers(transactional_db, fake_openai: FakeOpenAI, builtin_roles) -> Ite
             "OPENAI_API_KEY": "test-key",
             "OPENAI_MODEL": "fake-model",
             "PYTHONUNBUFFERED": "1",
+            # Stopped at once unless a test asks for a drain: most replies here never end.
+            "CHATSITE_DRAIN_SECONDS": "0",
             **extra_env,
         }
         ARTIFACTS.mkdir(exist_ok=True)

@@ -266,6 +266,77 @@ def test_sigterm_gives_every_stream_its_end_and_saves_what_it_was_sent(app_serve
         assert reply.content.endswith(sent) and len(reply.content.split()) > 5
 
 
+def wait_for_log(log_offset: int, text: str, within: float = 10.0) -> None:
+    log = ARTIFACTS / "daphne.log"
+    deadline = time.monotonic() + within
+    while text not in log.read_bytes()[log_offset:].decode(errors="replace"):
+        assert time.monotonic() < deadline, f"the server never logged {text!r}"
+        time.sleep(0.05)
+
+
+def post_message(app, token: str, session_id: str, message: str) -> tuple[int, dict[str, str], dict]:
+    address = urlparse(app.url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    connection.request(
+        "POST",
+        "/chat/stream",
+        body=json.dumps({"session_id": session_id, "message": message}),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    connection.close()
+    return response.status, dict(response.getheaders()), body
+
+
+def test_sigterm_lets_a_running_reply_finish_and_refuses_new_ones(app_servers, fake_openai):
+    logged_before = (ARTIFACTS / "daphne.log").stat().st_size if (ARTIFACTS / "daphne.log").exists() else 0
+    app = app_servers(CHATSITE_DRAIN_SECONDS="20")
+    alice, token, running = alice_with_conversation()
+    later = conversation_create(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=["Finished", " after", " the", " signal"], hang_after_tokens=2))
+    connection, response = open_stream(app, token, str(running.pk), "go")
+    read_text(response, "Finished after")
+    fake_openai.wait_for_open_streams(1)
+
+    app.process.send_signal(signal.SIGTERM)
+    wait_for_log(logged_before, "waiting up to 20 s for 1 running reply")
+    status, headers, refused = post_message(app, token, str(later.pk), "a new message")
+    fake_openai.release()  # the model goes on: the reply ends on its own, within the drain
+    events = read_events(response)
+    app.process.wait(timeout=30)
+    connection.close()
+
+    assert status == 503
+    assert refused["error"]["code"] == "unavailable"
+    assert headers["Retry-After"] == "5"
+    assert not Message.objects.filter(conversation=later).exists()  # nothing half-saved
+    assert events[-1]["type"] == "end" and events[-1]["status"] == "complete"
+    assert "".join(e["content"] for e in events if e["type"] == "chunk") == " the signal"
+    reply = Message.objects.get(conversation=running, author="assistant")
+    assert reply.status == Message.Status.COMPLETE
+    assert reply.content == "Finished after the signal"
+
+
+def test_a_reply_longer_than_the_drain_is_saved_as_interrupted_with_what_was_sent(app_servers, fake_openai):
+    app = app_servers(CHATSITE_DRAIN_SECONDS="1")
+    _alice, token, conversation = alice_with_conversation()
+    fake_openai.queue_reply(Reply(tokens=["Kept", " through", " the", " drain"], hang_after_tokens=3))
+    connection, response = open_stream(app, token, str(conversation.pk), "go")
+    read_text(response, "Kept through the")
+    fake_openai.wait_for_open_streams(1)
+
+    app.process.send_signal(signal.SIGTERM)  # the model never goes on
+    events = read_events(response)
+    app.process.wait(timeout=30)
+    connection.close()
+
+    assert events[-1]["type"] == "error" and events[-1]["status"] == "interrupted"
+    reply = Message.objects.get(conversation=conversation, author="assistant")
+    assert reply.status == Message.Status.INTERRUPTED
+    assert reply.content == "Kept through the"
+
+
 async def test_an_idle_chat_socket_stays_open(app_servers):
     """channels-redis waits 5 s at a time for a socket's messages; a Redis read timeout of
     the same length closed every idle socket with 1011 every few seconds."""
