@@ -9,10 +9,11 @@ key the publisher looks for on behalf of all of this process's jobs.
 
 import asyncio
 import logging
+import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from django.conf import settings
@@ -121,6 +122,8 @@ class _Outcome:
     status: str = Message.Status.COMPLETE
     error: str = ""
     usage: llm.Usage | None = None
+    started: float = field(default_factory=time.monotonic)
+    first_text: float | None = None  # when the model's first text arrived
 
 
 async def _read_upstream(job: ReplyJob, reply: Reply, outcome: _Outcome) -> None:
@@ -130,6 +133,8 @@ async def _read_upstream(job: ReplyJob, reply: Reply, outcome: _Outcome) -> None
             messages=job.messages, model=job.model, temperature=job.temperature
         ):
             if isinstance(item, str):
+                if outcome.first_text is None:
+                    outcome.first_text = time.monotonic()
                 out.received(reply, item)
             else:
                 outcome.usage = item
@@ -225,3 +230,28 @@ async def _finish(
                 logger.warning("Reply %s: Redis step after the end failed (%r)", job.reply_id, exc)
         await out.publish(reply, end=(outcome.status, outcome.error))
         out.remove(reply)
+        _log_finished(job, reply, outcome)
+
+
+def _log_finished(job: ReplyJob, reply: Reply, outcome: _Outcome) -> None:
+    """One line per reply for operators; with LOG_FORMAT=json its fields are JSON keys."""
+    ended = time.monotonic()
+    first = outcome.first_text
+    fields = {
+        "reply_id": job.reply_id,
+        "user_id": job.user_id,
+        "model": job.model or settings.OPENAI_MODEL,
+        "status": outcome.status,
+        "prompt_tokens": outcome.usage.prompt_tokens if outcome.usage else None,
+        "completion_tokens": outcome.usage.completion_tokens if outcome.usage else None,
+        "chars": len(reply.text),
+        "first_token_ms": round((first - outcome.started) * 1000) if first is not None else None,
+        "duration_ms": round((ended - outcome.started) * 1000),
+    }
+    logger.info(
+        "Reply %(reply_id)s %(status)s: user %(user_id)s, model %(model)s, %(chars)s characters, "
+        "tokens %(prompt_tokens)s+%(completion_tokens)s, first token %(first_token_ms)s ms, "
+        "%(duration_ms)s ms",
+        fields,
+        extra=fields,
+    )

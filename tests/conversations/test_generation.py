@@ -329,3 +329,32 @@ async def test_a_long_reply_keeps_its_place_among_concurrent_replies(
 
     await reply_stop(owner=alice, conversation_id=conversation.pk)
     await wait_for_reply(exchange.reply.pk)
+
+
+async def test_each_finished_reply_logs_one_line_with_its_figures(alice, builtin_roles, fake_openai, caplog):
+    caplog.set_level("INFO", logger="conversations.generation")
+    _conversation, exchange = await start(
+        alice, fake_openai, Reply(tokens=["Hello", " there"], delay=0.05, usage=(12, 2))
+    )
+    await wait_for_reply(exchange.reply.pk)
+    await generation.wait(exchange.reply.pk)
+
+    [record] = [r for r in caplog.records if getattr(r, "reply_id", None) == exchange.reply.pk]
+    assert record.status == "complete"
+    assert record.user_id == alice.pk
+    assert record.model == "fake-model"
+    assert (record.prompt_tokens, record.completion_tokens) == (12, 2)
+    assert record.chars == len("Hello there")
+    assert 0 < record.first_token_ms <= record.duration_ms
+    assert f"Reply {exchange.reply.pk} complete" in record.getMessage()
+
+
+async def test_a_reply_that_got_no_text_logs_no_first_token(alice, builtin_roles, fake_openai, caplog):
+    caplog.set_level("INFO", logger="conversations.generation")
+    _conversation, exchange = await start(alice, fake_openai, Reply(tokens=[], status=401))  # not retried
+    await wait_for_reply(exchange.reply.pk)
+    await generation.wait(exchange.reply.pk)
+
+    [record] = [r for r in caplog.records if getattr(r, "reply_id", None) == exchange.reply.pk]
+    assert record.status == "error"
+    assert record.first_token_ms is None

@@ -337,6 +337,27 @@ def test_a_reply_longer_than_the_drain_is_saved_as_interrupted_with_what_was_sen
     assert reply.content == "Kept through the"
 
 
+def test_with_log_format_json_each_reply_is_one_json_line(app_servers, fake_openai):
+    log = ARTIFACTS / "daphne.log"
+    logged_before = log.stat().st_size if log.exists() else 0
+    app = app_servers(LOG_FORMAT="json")
+    _alice, token, conversation = alice_with_conversation()
+    fake_openai.queue_reply(Reply(tokens=["Logged", " as", " JSON"], usage=(9, 3)))
+    connection, response = open_stream(app, token, str(conversation.pk), "go")
+    events = read_events(response)
+    connection.close()
+    reply = Message.objects.get(conversation=conversation, author="assistant")
+    wait_for_log(logged_before, f'"reply_id": {reply.pk}')
+
+    lines = log.read_bytes()[logged_before:].decode().splitlines()
+    [entry] = [json.loads(line) for line in lines if f'"reply_id": {reply.pk}' in line]
+    assert events[-1]["type"] == "end"
+    assert entry["status"] == "complete"
+    assert (entry["prompt_tokens"], entry["completion_tokens"]) == (9, 3)
+    assert entry["chars"] == len("Logged as JSON")
+    assert entry["logger"] == "conversations.generation"
+
+
 async def test_an_idle_chat_socket_stays_open(app_servers):
     """channels-redis waits 5 s at a time for a socket's messages; a Redis read timeout of
     the same length closed every idle socket with 1011 every few seconds."""
