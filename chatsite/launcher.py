@@ -9,7 +9,9 @@ and the web page share live replies.
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -206,6 +208,7 @@ def serve() -> int:
         started.update(_local_model_env(local_model))
     if started:
         _runtime_write(started)
+    metrics_dir, own_metrics_dir = _metrics_dir()
     status = 0
     try:
         _prepare()
@@ -217,14 +220,40 @@ def serve() -> int:
         # Behind a reverse proxy, the client's address comes from X-Forwarded-For.
         proxy = ["--proxy-headers"] if settings.PROXY_HEADERS else []
         supervise = (lambda: _keep_alive(redis)) if redis is not None else (lambda: None)
-        status = WorkerPool(sock=sock, count=count, daphne_args=proxy, on_tick=supervise).run()
+        status = WorkerPool(
+            sock=sock, count=count, daphne_args=proxy, on_tick=supervise, on_exit=_metrics_forget
+        ).run()
     finally:
+        if own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         runtime_file().unlink(missing_ok=True)
         if redis is not None:
             redis.stop()
         if local_model is not None:
             local_model.stop()
     return status
+
+
+def _metrics_dir() -> tuple[str, bool]:
+    """The folder where every worker writes its /metrics figures (PROMETHEUS_MULTIPROC_DIR),
+    so that a scrape sums them: the operator's, or a new one of this run's own."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):  # a previous run's: it would add to this one's
+            stale.unlink()
+        return given, False
+    made = tempfile.mkdtemp(prefix="chatsite-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made, True
+
+
+def _metrics_forget(pid: int) -> None:
+    """A worker exited: its gauges (replies in flight, watchers) no longer count."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
 
 
 def environment_load() -> None:

@@ -319,6 +319,8 @@ CHAT_CHECKPOINT_SECONDS = env_float("CHAT_CHECKPOINT_SECONDS", 10.0)
 CHAT_MAX_REPLIES_PER_PROCESS = env_int("CHAT_MAX_REPLIES_PER_PROCESS", 1000)
 # What Retry-After says when the service is busy or Redis is unreachable.
 CHAT_RETRY_AFTER_SECONDS = env_int("CHAT_RETRY_AFTER_SECONDS", 5)
+# A bearer token that lets a Prometheus scraper read GET /metrics (staff can always).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 # On SIGTERM (or Ctrl-C), how long a serving process lets its running replies finish
 # before it saves what is left of them as `interrupted`. New replies are refused meanwhile.
 CHATSITE_DRAIN_SECONDS = env_float("CHATSITE_DRAIN_SECONDS", 20.0)

@@ -75,9 +75,11 @@ class WorkerPool:
         count: int,
         daphne_args: list[str],
         on_tick: Callable[[], None] = lambda: None,
+        on_exit: Callable[[int], None] = lambda _pid: None,
     ) -> None:
         self.sock = sock
         self.on_tick = on_tick  # what else the launcher supervises (its Redis)
+        self.on_exit = on_exit  # told the pid of a child that exited (its metrics are cleared)
         self.count = count
         # daphne's `fd:` endpoint adopts IPv4 sockets only (it passes its `domain` option on
         # as text), so an IPv6 address is served by one process that binds it itself.
@@ -125,6 +127,7 @@ class WorkerPool:
                 code = process.poll()
                 if code is None or self.stopping:
                     continue
+                self.on_exit(process.pid)
                 quick = time.monotonic() - started < QUICK_EXIT_SECONDS
                 quick_exits = quick_exits + 1 if quick else 0
                 if quick_exits >= QUICK_EXITS_ALLOWED:

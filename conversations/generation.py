@@ -22,6 +22,13 @@ from redis.exceptions import RedisError
 
 from conversations import hub, limits, llm, replylog
 from conversations.db import in_write_thread
+from conversations.metrics import (
+    FIRST_TOKEN,
+    REPLIES_FINISHED,
+    REPLIES_IN_FLIGHT,
+    REPLIES_STARTED,
+    TOKENS_RELAYED,
+)
 from conversations.models import Message
 from conversations.publisher import Reply, lease_seconds, publisher
 
@@ -77,7 +84,14 @@ def start(job: ReplyJob, store: Store) -> asyncio.Task[None]:
     publisher().add(reply)
     task = asyncio.get_running_loop().create_task(run(job, reply, store), name=f"reply-{job.reply_id}")
     _running[job.reply_id] = task
-    task.add_done_callback(lambda _task: _running.pop(job.reply_id, None))
+    REPLIES_STARTED.inc()
+    REPLIES_IN_FLIGHT.inc()
+
+    def done(_task: asyncio.Task[None]) -> None:
+        _running.pop(job.reply_id, None)
+        REPLIES_IN_FLIGHT.dec()
+
+    task.add_done_callback(done)
     return task
 
 
@@ -234,9 +248,15 @@ async def _finish(
 
 
 def _log_finished(job: ReplyJob, reply: Reply, outcome: _Outcome) -> None:
-    """One line per reply for operators; with LOG_FORMAT=json its fields are JSON keys."""
+    """One line per reply for operators (with LOG_FORMAT=json its fields are JSON keys),
+    and its figures for /metrics."""
     ended = time.monotonic()
     first = outcome.first_text
+    REPLIES_FINISHED.labels(outcome.status).inc()
+    usage = outcome.usage
+    TOKENS_RELAYED.inc(usage.completion_tokens if usage else limits.estimate_tokens(reply.text))
+    if first is not None:
+        FIRST_TOKEN.observe(first - outcome.started)
     fields = {
         "reply_id": job.reply_id,
         "user_id": job.user_id,

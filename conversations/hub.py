@@ -25,6 +25,7 @@ from typing import Any, cast
 from redis.exceptions import RedisError
 
 from conversations import replylog
+from conversations.metrics import REDIS_ERRORS, WATCHERS
 from conversations.replylog import START, Event, id_order
 from conversations.selectors import ReplySettled, reply_settled
 
@@ -129,6 +130,7 @@ class Hub:
                 try:
                     response = cast(Any, await reader.xread(streams, block=READ_BLOCK_MS, count=READ_COUNT))
                 except RedisError as exc:
+                    REDIS_ERRORS.labels("hub_read").inc()
                     logger.debug("Reading reply logs failed (%r); trying again", exc)
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
@@ -187,6 +189,7 @@ async def follow(
     """
     watchers = hub()
     watcher = watchers.join(reply_id, after)
+    WATCHERS.inc()
     text = _Text(after, known)
     try:
         try:
@@ -225,6 +228,7 @@ async def follow(
                 if accepted.kind == "end":
                     return
     finally:
+        WATCHERS.dec()
         watchers.leave(watcher)
 
 

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from openai.types.chat import ChatCompletionMessageParam
 
+from conversations.metrics import UPSTREAM_ERRORS
+
 logger = logging.getLogger(__name__)
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -201,6 +203,7 @@ async def chat_stream(
             # Not the exception itself: a provider's error body can echo the API key.
             status = getattr(exc, "status_code", "-")
             logger.warning("Upstream model call failed: %s (HTTP %s)", type(exc).__name__, status)
+            UPSTREAM_ERRORS.labels(type(exc).__name__).inc()
             if _hung_before_text(exc, received_text) and attempt < settings.OPENAI_MAX_RETRIES:
                 # The provider answered, then sent nothing: nothing was shown, so one more
                 # try repeats no text.
@@ -209,6 +212,7 @@ async def chat_stream(
             raise ProviderError(_stream_error_message(exc, received_text), interrupted=received_text) from exc
         except Exception as exc:  # the transport raises its own errors when a stream breaks
             logger.warning("Upstream stream broke: %s", type(exc).__name__)
+            UPSTREAM_ERRORS.labels("dropped").inc()
             raise ProviderError(_dropped_message(), interrupted=received_text) from exc
 
 

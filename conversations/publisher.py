@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from conversations import limits, replylog
 from conversations.hub import hub
+from conversations.metrics import REDIS_ERRORS
 from conversations.replylog import Event, StopRequest
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ class Publisher:
             try:
                 results = await pipe.execute(raise_on_error=False)
             except RedisError as exc:
+                REDIS_ERRORS.labels("publish").inc()
                 results = [exc] * count
         self._settle(batch, results)
 
@@ -245,6 +247,7 @@ class Publisher:
         try:
             values = await replylog.client().mget([replylog.stop_key(r) for r in ids])
         except RedisError:
+            REDIS_ERRORS.labels("stop_poll").inc()
             return
         for reply_id, value in zip(ids, values, strict=True):
             request = replylog.stop_request_parse(value)
@@ -270,6 +273,7 @@ class Publisher:
                     limits.reply_renew_queue(pipe, user_id=reply.user_id, holder=reply.holder, lease=lease)
                 await pipe.execute(raise_on_error=False)
         except RedisError as exc:
+            REDIS_ERRORS.labels("lease_renew").inc()
             logger.warning("Renewing reply leases failed (%r)", exc)
 
 

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from conversations import generation, limits, replylog
 from conversations.db import in_thread, in_write_thread
 from conversations.llm import ChatMessage
+from conversations.metrics import REDIS_ERRORS, REFUSALS
 from conversations.models import Conversation, Message
 from conversations.owners import User, owner_id
 from conversations.selectors import Exchange, context_history, conversation_get, conversation_id_parse
@@ -248,11 +249,16 @@ async def message_edit(*, owner: User, conversation_id: object, content: object)
 
 
 def _unavailable() -> ChatError:
+    REDIS_ERRORS.labels("admission").inc()
     return ChatError(
         _("The chat service is briefly unavailable. Your message was not sent; try again in a few seconds."),
         code="unavailable",
         retry_after=settings.CHAT_RETRY_AFTER_SECONDS,
     )
+
+
+# Refusals an operator watches (/metrics): load, limits, Redis, a restart.
+REFUSAL_CODES = frozenset({"busy", "rate_limited", "unavailable", "reply_in_progress"})
 
 
 async def _reply_start(
@@ -262,6 +268,24 @@ async def _reply_start(
     content: str,
     role_slug: str | None = None,
     redo: Redo | None = None,
+) -> Exchange:
+    try:
+        return await _reply_admit_and_start(
+            owner=owner, conversation_id=conversation_id, content=content, role_slug=role_slug, redo=redo
+        )
+    except ChatError as exc:
+        if exc.code in REFUSAL_CODES:
+            REFUSALS.labels(exc.code).inc()
+        raise
+
+
+async def _reply_admit_and_start(
+    *,
+    owner: User,
+    conversation_id: object,
+    content: str,
+    role_slug: str | None,
+    redo: Redo | None,
 ) -> Exchange:
     # Ownership first: someone else's conversation is "not found", never "busy", and a
     # stranger can never hold its reply slot, not even for a moment.

@@ -11,4 +11,6 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="delete"),
     # For load balancers and operators: no sign-in, no secrets.
     path("healthz", views.healthz, name="healthz"),
+    # Prometheus: staff, or METRICS_TOKEN as a bearer token.
+    path("metrics", views.metrics, name="metrics"),
 ]

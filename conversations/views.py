@@ -1,5 +1,6 @@
 """The chat pages and their htmx fragments. Thin: each view calls a selector or service."""
 
+import hmac
 from dataclasses import asdict
 
 from django.conf import settings
@@ -13,6 +14,8 @@ from redis.exceptions import RedisError
 
 from conversations import replylog, services
 from conversations.health import health_check
+from conversations.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from conversations.metrics import metrics_text
 from conversations.models import Conversation, Message
 from conversations.selectors import (
     conversation_get,
@@ -99,6 +102,29 @@ def conversation_delete(request: HtmxHttpRequest, conversation_id: str) -> HttpR
     if request.headers.get("X-Chat-Current") == str(conversation_id):
         return HttpResponseClientRedirect("/")
     return HttpResponse("")  # the sidebar item swaps itself out
+
+
+@login_not_required
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format, for staff or a scraper with `Authorization: Bearer METRICS_TOKEN`."""
+    if not _may_read_metrics(request):
+        status = 403 if request.user.is_authenticated or "Authorization" in request.headers else 401
+        response = HttpResponse(status=status)
+        if status == 401:
+            response["WWW-Authenticate"] = 'Bearer realm="chatsite-metrics"'
+        return response
+    response = HttpResponse(metrics_text(), content_type=METRICS_CONTENT_TYPE)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _may_read_metrics(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    scheme, _space, given = request.headers.get("Authorization", "").partition(" ")
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return True
+    return bool(request.user.is_authenticated and request.user.is_staff)
 
 
 @login_not_required

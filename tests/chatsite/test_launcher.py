@@ -244,6 +244,17 @@ def api(port: int, method: str, path: str, token: str, body: dict | None = None)
         return json.loads(response.read())
 
 
+def open_stream(port: int, token: str, session: str) -> Any:
+    """GET /chat/stream with the message "go": the SSE response, to read."""
+    return urllib.request.urlopen(
+        urllib.request.Request(
+            f"http://127.0.0.1:{port}/chat/stream?session_id={session}&message=go",
+            headers={"Authorization": f"Bearer {token}"},
+        ),
+        timeout=10,
+    )
+
+
 def test_after_the_app_is_killed_outright_the_next_start_keeps_what_users_were_sent(tmp_path):
     """SIGKILL of the launcher and its workers at once: the embedded Redis (in a session of
     its own) survives with the reply logs, the next ./run adopts it, and the reaper saves
@@ -261,13 +272,7 @@ def test_after_the_app_is_killed_outright_the_next_start_keeps_what_users_were_s
         wait_until_serving(port, process)
         token = run_manage(tmp_path, "api_token", "create", "--user", "boss").strip().split()[-1]
         session = api(port, "POST", "/chat/start", token, {})["session_id"]
-        stream = urllib.request.urlopen(
-            urllib.request.Request(
-                f"http://127.0.0.1:{port}/chat/stream?session_id={session}&message=go",
-                headers={"Authorization": f"Bearer {token}"},
-            ),
-            timeout=10,
-        )
+        stream = open_stream(port, token, session)
         shown = ""
         while len(shown.split()) < 20:
             line = stream.readline().decode()
@@ -380,3 +385,45 @@ def test_proxy_headers_decide_whose_sign_in_failures_count(tmp_path, proxy_heade
         assert other_client == 200, output
     else:  # the header is not believed: every attempt came from the proxy's own address
         assert other_client == 429, output
+
+
+def test_metrics_are_summed_over_the_worker_processes(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"a previous run's file")  # wiped at start
+    env: dict[str, Any] = {
+        "CHATSITE_WORKERS": "2",
+        "CHATSITE_ADMIN_USER": "boss",
+        "CHATSITE_ADMIN_PASSWORD": "a-long-admin-password-1",
+        "METRICS_TOKEN": "scraper-token",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+    process, port = start_launcher(tmp_path, **env)  # no provider: every reply ends in an error
+    try:
+        wait_until_serving(port, process)
+        token = run_manage(tmp_path, "api_token", "create", "--user", "boss").strip().split()[-1]
+        for _ in range(6):  # each on a new connection, to whichever worker accepts it
+            session = api(port, "POST", "/chat/start", token, {})["session_id"]
+            open_stream(port, token, session).read()  # to the stream's end
+        scrapes = [metrics(port, "scraper-token") for _ in range(6)]
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+
+    for figures in scrapes:
+        assert figures['chatsite_replies_finished_total{status="error"}'] == 6
+        assert figures["chatsite_replies_in_flight"] == 0
+
+
+def metrics(port: int, token: str) -> dict[str, float]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    figures = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _space, number = line.rpartition(" ")
+            figures[name] = float(number)
+    return figures

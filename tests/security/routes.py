@@ -96,6 +96,8 @@ ROUTES: dict[str, Declared] = {
     "chat:delete": Declared(POST | DELETE, {"conversation_id": "conversation"}),
     # Health for load balancers: the same answer for everyone, naming nobody's data.
     "chat:healthz": Declared(GET, public=True),
+    # Counts, never anyone's data; for staff and a scraper's token only.
+    "chat:metrics": Declared(GET, staff=True),
 }
 # Every page of Django's admin but its sign-in: staff only, whatever it shows.
 ADMIN_PREFIX = "admin/"
