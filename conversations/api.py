@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[HttpRequest, AbstractBaseUser, dict[str, Any]], Awaitable[HttpResponseBase]]
 
 PREVIEW_CHARS = 120
+# GET /chat/sessions pages: 50 conversations unless asked, at most 200.
+SESSIONS_PAGE = 50
+SESSIONS_MAX_LIMIT = 200
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 STATUS_FOR_CODE = {
     "message_too_long": 413,
@@ -309,13 +312,38 @@ async def chat_history(
     )
 
 
+def _limit(params: dict[str, Any]) -> int:
+    """`limit`: a whole number from 1 to SESSIONS_MAX_LIMIT, as text or a JSON number."""
+    value = params.get("limit")
+    if value is None or value == "":
+        return SESSIONS_PAGE
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SESSIONS_MAX_LIMIT:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            _("limit must be a whole number from 1 to %(most)s.") % {"most": SESSIONS_MAX_LIMIT},
+        )
+    return value
+
+
 @api_view("GET")
 async def chat_sessions(
     request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]
 ) -> HttpResponseBase:
-    summaries = [c async for c in conversation_summaries(owner=user)]
+    """The caller's conversations, newest first, a page at a time: `limit` (default 50) and
+    `before`, the last session_id of the page before (`next_before`)."""
+    limit = _limit(params)
+    before = None
+    if _text(params, "before"):
+        before = await database_sync_to_async(conversation_get)(owner=user, conversation_id=params["before"])
+    page = [c async for c in conversation_summaries(owner=user, limit=limit + 1, before=before)]
+    summaries, more = page[:limit], len(page) > limit
     return ok(
         {
+            "has_more": more,
+            "next_before": str(summaries[-1].pk) if more else None,
             "sessions": [
                 {
                     "session_id": str(c.pk),
@@ -326,7 +354,7 @@ async def chat_sessions(
                     "updated_at": c.updated_at.isoformat(),
                 }
                 for c in summaries
-            ]
+            ],
         }
     )
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from conversations.llm import ChatMessage
 from conversations.models import ApiToken, Conversation, Message
@@ -27,7 +27,7 @@ def _owned(owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Conversation]:
         Conversation.objects.filter(owner_id=owner.pk)
         .select_related("role")
         .only("id", "title", "updated_at", "created_at", "role__name", "role__slug")
-        .order_by("-updated_at")
+        .order_by("-updated_at", "-id")
     )
 
 
@@ -38,11 +38,20 @@ def conversation_list(
 
 
 def conversation_summaries(
-    *, owner: AbstractBaseUser | AnonymousUser, limit: int = SIDEBAR_LIMIT
+    *,
+    owner: AbstractBaseUser | AnonymousUser,
+    limit: int = SIDEBAR_LIMIT,
+    before: Conversation | None = None,
 ) -> QuerySet[Conversation]:
-    """The owner's conversations, newest first, each with `last_message` (its newest text)."""
+    """The owner's conversations, newest first, each with `last_message` (its newest text);
+    with `before`, only those that come after it in that order (the next page)."""
     newest = Message.objects.filter(conversation=OuterRef("pk")).exclude(content="").order_by("-id")
-    return _owned(owner).annotate(last_message=Subquery(newest.values("content")[:1]))[:limit]
+    owned = _owned(owner)
+    if before is not None:
+        owned = owned.filter(
+            Q(updated_at__lt=before.updated_at) | Q(updated_at=before.updated_at, id__lt=before.id)
+        )
+    return owned.annotate(last_message=Subquery(newest.values("content")[:1]))[:limit]
 
 
 def conversation_get(*, owner: AbstractBaseUser | AnonymousUser, conversation_id: object) -> Conversation:

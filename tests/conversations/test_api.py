@@ -492,6 +492,71 @@ def test_sessions_accept_the_callers_own_user_id(client, alice, alice_token, ali
     assert len(response.json()["sessions"]) == 1
 
 
+def conversations_aged(owner, count: int) -> list:
+    """`count` conversations, the first the newest, each an hour older than the one before."""
+    made = [conversation_create(owner=owner, title=f"c{n}") for n in range(count)]
+    for age, conversation in enumerate(made):
+        Conversation.objects.filter(pk=conversation.pk).update(
+            updated_at=timezone.now() - timedelta(hours=age)
+        )
+    return [str(c.pk) for c in made]
+
+
+def test_sessions_come_50_at_a_time_unless_asked(client, alice, alice_token, builtin_roles):
+    ids = conversations_aged(alice, 52)
+
+    page = client.get("/chat/sessions", headers=bearer(alice_token)).json()
+
+    assert [s["session_id"] for s in page["sessions"]] == ids[:50]
+    assert (page["has_more"], page["next_before"]) == (True, ids[49])
+
+
+def test_pages_follow_each_other_with_before_until_none_is_left(client, alice, alice_token, builtin_roles):
+    ids = conversations_aged(alice, 5)
+    seen, before, pages = [], "", 0
+    while True:
+        query = {"limit": 2, **({"before": before} if before else {})}
+        page = client.get("/chat/sessions", query, headers=bearer(alice_token)).json()
+        seen += [s["session_id"] for s in page["sessions"]]
+        pages += 1
+        if not page["has_more"]:
+            break
+        before = page["next_before"]
+
+    assert seen == ids  # each once, in order
+    assert pages == 3 and page["next_before"] is None
+
+
+def test_conversations_updated_at_the_same_moment_are_each_listed_once(
+    client, alice, alice_token, builtin_roles
+):
+    ids = conversations_aged(alice, 4)
+    Conversation.objects.filter(owner=alice).update(updated_at=timezone.now())
+
+    first = client.get("/chat/sessions", {"limit": 2}, headers=bearer(alice_token)).json()
+    second = client.get(
+        "/chat/sessions", {"limit": 2, "before": first["next_before"]}, headers=bearer(alice_token)
+    ).json()
+
+    listed = [s["session_id"] for s in first["sessions"] + second["sessions"]]
+    assert sorted(listed) == sorted(ids)
+
+
+@pytest.mark.parametrize("limit", ["0", "201", "ten", "-1", "2.5"])
+def test_a_bad_limit_is_a_400(client, alice_token, limit):
+    response = client.get("/chat/sessions", {"limit": limit}, headers=bearer(alice_token))
+
+    assert error_of(response) == (400, "invalid_parameter")
+
+
+def test_before_naming_another_users_conversation_is_a_404(client, alice_token, bob, builtin_roles):
+    bobs = conversation_create(owner=bob)
+
+    response = client.get("/chat/sessions", {"before": str(bobs.pk)}, headers=bearer(alice_token))
+
+    assert error_of(response) == (404, "not_found")
+
+
 # --- GET /roles ----------------------------------------------------------------------
 
 
@@ -705,7 +770,7 @@ def test_bob_cannot_list_alices_sessions_by_user_id(client, alice, bob_headers, 
 def test_bobs_sessions_never_list_alices_conversations(client, bob_headers, alice_conversation):
     response = client.get("/chat/sessions", headers=bob_headers)
 
-    assert response.json() == {"sessions": []}
+    assert response.json() == {"sessions": [], "has_more": False, "next_before": None}
 
 
 def test_a_user_id_that_is_not_the_callers_is_a_404_even_on_his_own_data(

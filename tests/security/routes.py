@@ -82,7 +82,7 @@ ROUTES: dict[str, Declared] = {
         api=True,
     ),
     "api-chat-history": Declared(GET, {"session_id": "conversation", **LEGACY}, api=True),
-    "api-chat-sessions": Declared(GET, LEGACY, api=True),
+    "api-chat-sessions": Declared(GET, {"before": "conversation", "limit": Text("10"), **LEGACY}, api=True),
     "api-chat-session": Declared(DELETE, {"session_id": "conversation", **LEGACY}, api=True),
     "api-roles": Declared(GET, LEGACY, api=True),
     "^chat/": Declared(frozenset(SWEPT_METHODS), api=True),  # the API's catch-all: JSON 404 for anything
