@@ -177,6 +177,14 @@ def conversation_list_for_export(*, owner: AbstractBaseUser | AnonymousUser) -> 
     )
 
 
+def conversation_get_for_export(
+    *, owner: AbstractBaseUser | AnonymousUser, conversation_id: object
+) -> Conversation:
+    """One of the owner's conversations with its messages in order. Raises
+    Conversation.DoesNotExist for anyone else's."""
+    return conversation_list_for_export(owner=owner).get(pk=conversation_id_parse(conversation_id))
+
+
 def api_token_list(*, username: str | None = None) -> QuerySet[ApiToken]:
     tokens = ApiToken.objects.select_related("user").order_by("-created_at")
     return tokens.filter(user__username=username) if username else tokens

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import views
+from conversations import operator_views, views
 
 app_name = "chat"
 
@@ -9,8 +9,10 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation"),
     path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="rename"),
     path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="delete"),
+    path("c/<uuid:conversation_id>/export/", views.conversation_export, name="export"),
+    path("conversations/export/", views.conversations_export, name="export_all"),
     # For load balancers and operators: no sign-in, no secrets.
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", operator_views.healthz, name="healthz"),
     # Prometheus: staff, or METRICS_TOKEN as a bearer token.
-    path("metrics", views.metrics, name="metrics"),
+    path("metrics", operator_views.metrics, name="metrics"),
 ]

@@ -1,25 +1,19 @@
 """The chat pages and their htmx fragments. Thin: each view calls a selector or service."""
 
-import hmac
-from dataclasses import asdict
-
-from django.conf import settings
-from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 from redis.exceptions import RedisError
 
-from conversations import replylog, services
-from conversations.health import health_check
-from conversations.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from conversations.metrics import metrics_text
+from conversations import export, replylog, services
 from conversations.models import Conversation, Message
 from conversations.selectors import (
     conversation_get,
+    conversation_get_for_export,
     conversation_list,
+    conversation_list_for_export,
     message_list,
     message_streaming,
     turn_versions,
@@ -104,40 +98,28 @@ def conversation_delete(request: HtmxHttpRequest, conversation_id: str) -> HttpR
     return HttpResponse("")  # the sidebar item swaps itself out
 
 
-@login_not_required
+EXPORT_TYPES = {"md": "text/markdown; charset=utf-8", "json": "application/json; charset=utf-8"}
+
+
 @require_GET
-def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus text format, for staff or a scraper with `Authorization: Bearer METRICS_TOKEN`."""
-    if not _may_read_metrics(request):
-        status = 403 if request.user.is_authenticated or "Authorization" in request.headers else 401
-        response = HttpResponse(status=status)
-        if status == 401:
-            response["WWW-Authenticate"] = 'Bearer realm="chatsite-metrics"'
-        return response
-    response = HttpResponse(metrics_text(), content_type=METRICS_CONTENT_TYPE)
-    response["Cache-Control"] = "no-store"
+def conversation_export(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """One conversation as a file to download: `?format=md` (the default) or `json`."""
+    fmt = request.GET.get("format", "md")
+    if fmt not in EXPORT_TYPES:
+        return HttpResponseBadRequest("format must be md or json.", content_type="text/plain; charset=utf-8")
+    try:
+        conversation = conversation_get_for_export(owner=request.user, conversation_id=conversation_id)
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation.") from None
+    response = HttpResponse(export.as_text(conversation, fmt), content_type=EXPORT_TYPES[fmt])
+    response["Content-Disposition"] = f'attachment; filename="{export.file_name(conversation, fmt)}"'
     return response
 
 
-def _may_read_metrics(request: HttpRequest) -> bool:
-    token = settings.METRICS_TOKEN
-    scheme, _space, given = request.headers.get("Authorization", "").partition(" ")
-    if token and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-        return True
-    return bool(request.user.is_authenticated and request.user.is_staff)
-
-
-@login_not_required
 @require_GET
-async def healthz(request: HttpRequest) -> HttpResponse:
-    """For load balancers: 200 while this process can serve, 503 (with Retry-After) when not."""
-    health = await health_check()
-    checks = {"database": health.database, "redis": health.redis, "provider": health.provider}
-    response = JsonResponse(
-        {"status": health.status, "checks": {name: asdict(check) for name, check in checks.items()}},
-        status=200 if health.serving else 503,
-    )
-    if not health.serving:
-        response["Retry-After"] = str(settings.CHAT_RETRY_AFTER_SECONDS)
-    response["Cache-Control"] = "no-store"
+def conversations_export(request: HttpRequest) -> HttpResponse:
+    """All of the caller's conversations, as JSON and Markdown files in one zip."""
+    archive = export.as_zip(conversation_list_for_export(owner=request.user))
+    response = HttpResponse(archive, content_type="application/zip")
+    response["Content-Disposition"] = 'attachment; filename="chatsite-conversations.zip"'
     return response

@@ -1,3 +1,7 @@
+import io
+import json
+import zipfile
+
 import pytest
 from django.test import Client
 from django_redis import get_redis_connection
@@ -189,3 +193,84 @@ def test_a_streaming_reply_page_survives_a_redis_outage(alice, builtin_roles, ow
 
     assert response.status_code == 200
     assert "so far" in response.content.decode()
+
+
+# --- Export ------------------------------------------------------------------------
+
+
+def conversation_with_words(owner, title="Plans for Sunday"):
+    conversation = conversation_create(owner=owner, role_slug="teacher", title=title)
+    Message.objects.create(conversation=conversation, author="user", content="周日去哪里？")
+    Message.objects.create(conversation=conversation, author="assistant", content="Try the **park**.")
+    return conversation
+
+
+def test_a_conversation_downloads_as_markdown(alice_client, alice):
+    conversation = conversation_with_words(alice)
+
+    response = alice_client.get(f"/c/{conversation.pk}/export/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/markdown; charset=utf-8"
+    disposition = response["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="') and disposition.endswith('.md"')
+    text = response.content.decode()
+    assert text.startswith("# Plans for Sunday\n")
+    assert "## You\n\n周日去哪里？" in text
+    assert "Try the **park**." in text
+
+
+def test_a_conversation_downloads_as_json_without_the_system_prompt(alice_client, alice):
+    conversation = conversation_with_words(alice)
+    Conversation.objects.filter(pk=conversation.pk).update(system_prompt="SECRET-PROMPT-MARKER")
+
+    response = alice_client.get(f"/c/{conversation.pk}/export/", {"format": "json"})
+
+    document = json.loads(response.content)
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    assert document["id"] == str(conversation.pk)
+    assert [(m["author"], m["content"]) for m in document["messages"]] == [
+        ("user", "周日去哪里？"),
+        ("assistant", "Try the **park**."),
+    ]
+    assert "system_prompt" not in document
+    assert b"SECRET-PROMPT-MARKER" not in response.content
+
+
+def test_an_unknown_export_format_is_a_400(alice_client, alice):
+    conversation = conversation_with_words(alice)
+
+    assert alice_client.get(f"/c/{conversation.pk}/export/", {"format": "pdf"}).status_code == 400
+
+
+def test_someone_elses_conversation_does_not_export(alice_client, bob):
+    bobs = conversation_with_words(bob, title="Bob's")
+
+    assert alice_client.get(f"/c/{bobs.pk}/export/").status_code == 404
+
+
+def test_everything_downloads_as_one_zip_of_the_callers_conversations(alice_client, alice, bob):
+    mine = [conversation_with_words(alice, title=t) for t in ("First", "Second")]
+    conversation_with_words(bob, title="Bob's own")
+
+    response = alice_client.get("/conversations/export/")
+
+    assert response["Content-Type"] == "application/zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    names = archive.namelist()
+    assert len([n for n in names if n.startswith("json/")]) == 2
+    assert len([n for n in names if n.startswith("markdown/")]) == 2
+    everything = json.loads(archive.read("conversations.json"))
+    assert [c["id"] for c in everything["conversations"]] == [str(c.pk) for c in mine]
+    assert b"Bob's own" not in b"".join(archive.read(n) for n in names)
+
+
+def test_the_sidebar_menu_and_the_settings_page_offer_the_downloads(alice_client, alice):
+    conversation = conversation_with_words(alice)
+
+    page = alice_client.get(f"/c/{conversation.pk}/").content.decode()
+    settings_page = alice_client.get("/accounts/settings/").content.decode()
+
+    assert f'href="/c/{conversation.pk}/export/?format=md"' in page
+    assert f'href="/c/{conversation.pk}/export/?format=json"' in page
+    assert 'href="/conversations/export/"' in settings_page

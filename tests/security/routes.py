@@ -94,6 +94,9 @@ ROUTES: dict[str, Declared] = {
         {"conversation_id": "conversation", "title": Text("Bob was here"), "active": Text()},
     ),
     "chat:delete": Declared(POST | DELETE, {"conversation_id": "conversation"}),
+    "chat:export": Declared(GET, {"conversation_id": "conversation", "format": Text("md")}),
+    # Everything of the caller's own: names no object.
+    "chat:export_all": Declared(GET),
     # Health for load balancers: the same answer for everyone, naming nobody's data.
     "chat:healthz": Declared(GET, public=True),
     # Counts, never anyone's data; for staff and a scraper's token only.

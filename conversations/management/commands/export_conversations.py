@@ -1,61 +1,18 @@
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations.models import Conversation
+from conversations.export import as_json, as_markdown, as_text, file_name
 from conversations.selectors import conversation_list_for_export
-
-
-def as_json(conversation: Conversation) -> dict[str, Any]:
-    return {
-        "id": str(conversation.pk),
-        "title": conversation.title,
-        "role": conversation.role.slug,
-        "system_prompt": conversation.system_prompt,
-        "created_at": conversation.created_at.isoformat(),
-        "updated_at": conversation.updated_at.isoformat(),
-        "messages": [
-            {
-                "author": message.author,
-                "content": message.content,
-                "status": message.status,
-                "error": message.error,
-                "created_at": message.created_at.isoformat(),
-            }
-            for message in conversation.messages.all()
-        ],
-    }
-
-
-def as_markdown(conversation: Conversation) -> str:
-    lines = [
-        f"# {conversation.title or 'Untitled conversation'}",
-        "",
-        f"- Role: {conversation.role.name} (`{conversation.role.slug}`)",
-        f"- Started: {conversation.created_at:%Y-%m-%d %H:%M} UTC",
-        f"- Id: {conversation.pk}",
-        "",
-    ]
-    for message in conversation.messages.all():
-        who = "You" if message.author == "user" else conversation.role.name
-        note = "" if message.status == "complete" else f" *({message.status})*"
-        lines += [f"## {who}{note}", "", message.content or f"*{message.error}*", ""]
-    return "\n".join(lines)
-
-
-def file_name(conversation: Conversation, extension: str) -> str:
-    slug = re.sub(r"[^\w-]+", "-", conversation.title.lower()).strip("-")[:40] or "conversation"
-    return f"{conversation.created_at:%Y-%m-%d}-{slug}-{str(conversation.pk)[:8]}.{extension}"
 
 
 class Command(BaseCommand):
     help = (
         "Export a user's conversations as Markdown or JSON: to stdout, or one file per "
-        "conversation in --out DIR."
+        "conversation in --out DIR. The JSON carries each conversation's system prompt."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -71,7 +28,7 @@ class Command(BaseCommand):
         fmt, out = options["format"], options["out"]
         if out is None:
             if fmt == "json":
-                document = {"conversations": [as_json(c) for c in conversations]}
+                document = {"conversations": [as_json(c, system_prompt=True) for c in conversations]}
                 self.stdout.write(json.dumps(document, ensure_ascii=False, indent=2))
             else:
                 self.stdout.write("\n---\n\n".join(as_markdown(c) for c in conversations))
@@ -80,10 +37,6 @@ class Command(BaseCommand):
             raise CommandError(f"{out} is not a folder.")
         out.mkdir(parents=True, exist_ok=True)
         for conversation in conversations:
-            text = (
-                json.dumps(as_json(conversation), ensure_ascii=False, indent=2)
-                if fmt == "json"
-                else as_markdown(conversation)
-            )
-            (out / file_name(conversation, fmt)).write_text(text + "\n", encoding="utf-8")
+            text = as_text(conversation, fmt, system_prompt=True)
+            (out / file_name(conversation, fmt)).write_text(text, encoding="utf-8")
         self.stdout.write(f"Wrote {len(conversations)} conversation(s) to {out}")
