@@ -236,6 +236,15 @@ def _message_json(message: Message) -> dict[str, Any]:
         "error": message.error,
         "created_at": message.created_at.isoformat(),
         "updated_at": message.updated_at.isoformat(),
+        # What a reply cost: the provider's token counts (null when it reported none) and
+        # how long its first text took. A user's message has none.
+        "usage": {
+            "prompt_tokens": message.prompt_tokens,
+            "completion_tokens": message.completion_tokens,
+            "first_token_ms": message.first_token_ms,
+        }
+        if message.author == Message.Author.ASSISTANT
+        else None,
     }
 
 

@@ -139,6 +139,9 @@ class _Outcome:
     started: float = field(default_factory=time.monotonic)
     first_text: float | None = None  # when the model's first text arrived
 
+    def first_token_ms(self) -> int | None:
+        return None if self.first_text is None else round((self.first_text - self.started) * 1000)
+
 
 async def _read_upstream(job: ReplyJob, reply: Reply, outcome: _Outcome) -> None:
     out = publisher()
@@ -224,6 +227,7 @@ async def _finish(
             status=outcome.status,
             error=outcome.error,
             usage=outcome.usage,
+            first_token_ms=outcome.first_token_ms(),
         )
     finally:
         # Watchers must learn the reply ended even if the database write failed. The slot
@@ -265,7 +269,7 @@ def _log_finished(job: ReplyJob, reply: Reply, outcome: _Outcome) -> None:
         "prompt_tokens": outcome.usage.prompt_tokens if outcome.usage else None,
         "completion_tokens": outcome.usage.completion_tokens if outcome.usage else None,
         "chars": len(reply.text),
-        "first_token_ms": round((first - outcome.started) * 1000) if first is not None else None,
+        "first_token_ms": outcome.first_token_ms(),
         "duration_ms": round((ended - outcome.started) * 1000),
     }
     logger.info(

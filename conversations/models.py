@@ -61,6 +61,8 @@ class Message(models.Model):
     model = models.CharField(_("model"), max_length=200, blank=True)
     prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
+    # From the reply's start to the model's first text; empty when no text came.
+    first_token_ms = models.PositiveIntegerField(_("time to first token (ms)"), null=True, blank=True)
     # A turn is one user message and the reply to it (1, 2, 3...). Regenerating or editing
     # the last turn adds versions of it; the earlier ones are kept, superseded, so the
     # user can flip back. Superseded messages are neither shown nor sent upstream.

@@ -21,8 +21,16 @@ def reply_checkpoint(*, reply_id: int, content: str) -> None:
     Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(content=content)
 
 
-def reply_finish(*, reply_id: int, content: str, status: str, error: str, usage: Usage | None) -> None:
-    """Write a finished reply once: its whole text, status and token usage."""
+def reply_finish(
+    *,
+    reply_id: int,
+    content: str,
+    status: str,
+    error: str,
+    usage: Usage | None,
+    first_token_ms: int | None = None,
+) -> None:
+    """Write a finished reply once: its whole text, status, token usage and first-token time."""
     updated = timezone.now()
     with transaction.atomic():
         Message.objects.filter(pk=reply_id).update(
@@ -31,6 +39,7 @@ def reply_finish(*, reply_id: int, content: str, status: str, error: str, usage:
             error=error,
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
+            first_token_ms=first_token_ms,
             updated_at=updated,
         )
         Conversation.objects.filter(messages__pk=reply_id).update(updated_at=updated)

@@ -426,8 +426,24 @@ def test_history_messages_carry_their_status_error_and_times(client, alice_token
     )
 
     message = response.json()["messages"][0]
-    assert set(message) == {"id", "author", "role", "content", "status", "error", "created_at", "updated_at"}
+    assert set(message) == {
+        "id", "author", "role", "content", "status", "error", "created_at", "updated_at", "usage"
+    }  # fmt: skip
     assert (message["status"], message["error"]) == ("complete", "")
+
+
+def test_history_gives_each_reply_its_cost_and_a_users_message_none(client, alice_token, alice_conversation):
+    alice_conversation.messages.filter(author="assistant").update(
+        prompt_tokens=30, completion_tokens=7, first_token_ms=350
+    )
+
+    response = client.get(
+        "/chat/history", {"session_id": str(alice_conversation.pk)}, headers=bearer(alice_token)
+    )
+
+    question, answer = response.json()["messages"]
+    assert question["usage"] is None
+    assert answer["usage"] == {"prompt_tokens": 30, "completion_tokens": 7, "first_token_ms": 350}
 
 
 def test_history_with_the_session_cookie(alice_client, alice_conversation):

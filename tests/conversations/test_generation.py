@@ -347,6 +347,8 @@ async def test_each_finished_reply_logs_one_line_with_its_figures(alice, builtin
     assert record.chars == len("Hello there")
     assert 0 < record.first_token_ms <= record.duration_ms
     assert f"Reply {exchange.reply.pk} complete" in record.getMessage()
+    saved = await Message.objects.aget(pk=exchange.reply.pk)
+    assert saved.first_token_ms == record.first_token_ms  # kept with the reply, shown on the page
 
 
 async def test_a_reply_that_got_no_text_logs_no_first_token(alice, builtin_roles, fake_openai, caplog):

@@ -274,3 +274,49 @@ def test_the_sidebar_menu_and_the_settings_page_offer_the_downloads(alice_client
     assert f'href="/c/{conversation.pk}/export/?format=md"' in page
     assert f'href="/c/{conversation.pk}/export/?format=json"' in page
     assert 'href="/conversations/export/"' in settings_page
+
+
+# --- What a reply cost -------------------------------------------------------------
+
+
+def reply_with_usage(owner, **usage):
+    conversation = conversation_create(owner=owner)
+    Message.objects.create(conversation=conversation, author="user", content="q")
+    Message.objects.create(conversation=conversation, author="assistant", content="a", **usage)
+    return conversation
+
+
+def usage_of(page: str) -> str:
+    start = page.find('class="usage"')
+    return page[start : page.find("</span>", start)] if start >= 0 else ""
+
+
+def test_a_reply_shows_its_tokens_and_first_token_time_in_full_on_hover(alice_client, alice):
+    conversation = reply_with_usage(alice, prompt_tokens=12, completion_tokens=240, first_token_ms=420)
+
+    shown = usage_of(alice_client.get(f"/c/{conversation.pk}/").content.decode())
+
+    assert 'title="12 prompt + 240 reply tokens · first token after 0.4 s"' in shown
+    assert shown.endswith(">252 tokens · 0.4 s")
+
+
+def test_the_cost_is_in_chinese_for_a_chinese_page(alice_client, alice):
+    conversation = reply_with_usage(alice, prompt_tokens=3, completion_tokens=4, first_token_ms=1500)
+
+    page = alice_client.get(f"/c/{conversation.pk}/", headers={"Accept-Language": "zh-hans"}).content.decode()
+
+    assert "7 个 token · 1.5 s" in usage_of(page)
+
+
+def test_a_reply_whose_provider_reported_no_usage_shows_only_its_time(alice_client, alice):
+    conversation = reply_with_usage(alice, first_token_ms=260)
+
+    shown = usage_of(alice_client.get(f"/c/{conversation.pk}/").content.decode())
+
+    assert shown.endswith(">0.3 s") and "tokens" not in shown.split(">")[-1]
+
+
+def test_a_reply_with_nothing_measured_shows_no_cost(alice_client, alice):
+    conversation = reply_with_usage(alice)
+
+    assert usage_of(alice_client.get(f"/c/{conversation.pk}/").content.decode()) == ""
