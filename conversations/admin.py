@@ -1,14 +1,15 @@
+import csv
 from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from conversations import services, tokens
-from conversations.models import ApiToken, Conversation, Message, UserLimit
+from conversations.models import ApiToken, Conversation, Feedback, Message, UserLimit
 
 
 class MessageInline(admin.TabularInline):
@@ -76,6 +77,65 @@ class ConversationAdmin(admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: Conversation) -> None:
         # Through the service: a reply still being written is stopped too.
         services.conversation_delete(owner=obj.owner, conversation_id=obj.pk)
+
+
+def _cell(text: str) -> str:
+    # A spreadsheet runs a cell that starts like a formula: users wrote these.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+CSV_COLUMNS = ["updated_at", "user", "conversation", "reply_id", "model", "rating", "comment", "reply"]
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    """What users thought of replies: to read, filter and export as CSV; never edited."""
+
+    list_display = ["rating", "comment", "user", "reply_text", "updated_at"]
+    list_filter = ["rating", "updated_at"]
+    search_fields = ["comment", "reply__conversation__owner__username"]
+    list_select_related = ["reply__conversation__owner"]
+    fields = ("reply", "rating", "comment", "created_at", "updated_at")
+    readonly_fields = fields
+    actions = ["export_csv"]
+
+    @admin.display(description=_("user"), ordering="reply__conversation__owner__username")
+    def user(self, obj: Feedback) -> str:
+        return obj.reply.conversation.owner.get_username()
+
+    @admin.display(description=_("reply"))
+    def reply_text(self, obj: Feedback) -> str:
+        return obj.reply.content[:80]
+
+    @admin.action(description=_("Export selected feedback as CSV"))
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="chatsite-feedback.csv"'
+        writer = csv.writer(response)
+        writer.writerow(
+            ["updated_at", "user", "conversation", "reply_id", "model", "rating", "comment", "reply"]
+        )
+        for given in queryset.select_related("reply__conversation__owner"):
+            reply = given.reply
+            writer.writerow(
+                [
+                    given.updated_at.isoformat(),
+                    reply.conversation.owner.get_username(),
+                    reply.conversation_id,
+                    reply.pk,
+                    reply.model,
+                    "up" if given.rating == Feedback.Rating.UP else "down",
+                    _cell(given.comment),
+                    _cell(reply.content),
+                ]
+            )
+        return response
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ApiToken)

@@ -26,7 +26,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from conversations import hub, services, tokens
 from conversations.db import in_thread
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Feedback, Message
 from conversations.selectors import conversation_get, conversation_summaries, message_list
 from roles.selectors import role_list_active
 
@@ -245,7 +245,15 @@ def _message_json(message: Message) -> dict[str, Any]:
         }
         if message.author == Message.Author.ASSISTANT
         else None,
+        "feedback": _feedback_json(message),
     }
+
+
+def _feedback_json(message: Message) -> dict[str, str] | None:
+    given = getattr(message, "feedback", None)  # none yet: the reverse one-to-one raises
+    if given is None:
+        return None
+    return {"rating": "up" if given.rating == Feedback.Rating.UP else "down", "comment": given.comment}
 
 
 @api_view("POST")

@@ -89,6 +89,30 @@ class Message(models.Model):
         return f"{self.author}: {self.content[:40]}"
 
 
+class Feedback(models.Model):
+    """A user's thumbs up or down on one reply, with an optional comment."""
+
+    class Rating(models.IntegerChoices):
+        UP = 1, _("Good")
+        DOWN = -1, _("Bad")
+
+    reply = models.OneToOneField(
+        Message, on_delete=models.CASCADE, related_name="feedback", verbose_name=_("reply")
+    )
+    rating = models.SmallIntegerField(_("rating"), choices=Rating.choices)
+    comment = models.TextField(_("comment"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        verbose_name = _("feedback")
+        verbose_name_plural = _("feedback")
+
+    def __str__(self) -> str:
+        return f"{self.get_rating_display()}: {self.comment[:40]}"
+
+
 class ApiToken(models.Model):
     """A bearer token for the JSON/SSE API. Only a hash is stored; the token is shown once."""
 

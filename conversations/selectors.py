@@ -63,7 +63,7 @@ def conversation_get(*, owner: AbstractBaseUser | AnonymousUser, conversation_id
 
 def message_list(*, conversation: Conversation) -> list[Message]:
     """The conversation as it stands: earlier versions of the last turn are left out."""
-    return list(conversation.messages.filter(superseded=False).order_by("id"))
+    return list(conversation.messages.filter(superseded=False).select_related("feedback").order_by("id"))
 
 
 @dataclass(frozen=True)

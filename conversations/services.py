@@ -17,12 +17,14 @@ from redis.exceptions import RedisError
 
 from conversations import generation, limits, replylog
 from conversations.db import in_thread, in_write_thread
+from conversations.errors import ChatError
 from conversations.llm import ChatMessage
 from conversations.metrics import REDIS_ERRORS, REFUSALS
 from conversations.models import Conversation, Message
 from conversations.owners import User, owner_id
 from conversations.selectors import Exchange, context_history, conversation_get, conversation_id_parse
 from conversations.store import STORE
+from conversations.text import text_unstorable
 from roles.selectors import role_get_active, role_get_default
 
 logger = logging.getLogger(__name__)
@@ -30,20 +32,10 @@ logger = logging.getLogger(__name__)
 TITLE_MAX_CHARS = 60
 
 
-class ChatError(Exception):
-    """A user mistake or a refused request; `message` is shown to the user as is."""
-
-    def __init__(self, message: str, *, code: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.retry_after = retry_after  # seconds, for limits
-
-
 def title_clean(title: object) -> str:
     if not isinstance(title, str):
         raise ChatError(_("A title must be text."), code="invalid_title")
-    if _has_unstorable(title):
+    if text_unstorable(title):
         raise ChatError(_("This title contains characters that cannot be saved."), code="invalid_title")
     return " ".join(title.split())[:200]
 
@@ -87,21 +79,10 @@ def conversation_delete(*, owner: User, conversation_id: object) -> None:
     conversation.delete()
 
 
-def _has_unstorable(text: str) -> bool:
-    """NUL (PostgreSQL refuses it) or a lone surrogate (not encodable as UTF-8)."""
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def message_clean(content: object) -> str:
     if not isinstance(content, str):
         raise ChatError(_("A message must be text."), code="invalid_message")
-    if _has_unstorable(content):
+    if text_unstorable(content):
         # Rejected, not repaired: changing what the user typed behind their back is worse.
         raise ChatError(_("This message contains characters that cannot be saved."), code="invalid_message")
     content = content.strip()

@@ -10,6 +10,7 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="rename"),
     path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="delete"),
     path("c/<uuid:conversation_id>/export/", views.conversation_export, name="export"),
+    path("replies/<int:reply_id>/feedback/", views.reply_feedback, name="feedback"),
     path("conversations/export/", views.conversations_export, name="export_all"),
     # For load balancers and operators: no sign-in, no secrets.
     path("healthz", operator_views.healthz, name="healthz"),

@@ -7,7 +7,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 from redis.exceptions import RedisError
 
-from conversations import export, replylog, services
+from conversations import export, feedback, replylog, services
 from conversations.models import Conversation, Message
 from conversations.selectors import (
     conversation_get,
@@ -123,3 +123,22 @@ def conversations_export(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(archive, content_type="application/zip")
     response["Content-Disposition"] = 'attachment; filename="chatsite-conversations.zip"'
     return response
+
+
+@require_POST
+def reply_feedback(request: HttpRequest, reply_id: int) -> HttpResponse:
+    """Thumbs up or down (`rating`: up, down, or "" to take it back) and a `comment`, on
+    one of the caller's replies; answers with the reply's feedback controls."""
+    try:
+        feedback.reply_feedback_set(
+            owner=request.user,
+            reply_id=reply_id,
+            rating=request.POST.get("rating", ""),
+            comment=request.POST.get("comment", ""),
+        )
+    except Message.DoesNotExist:
+        raise Http404("No such reply.") from None
+    except services.ChatError as exc:
+        return HttpResponse(exc.message, status=400, content_type="text/plain; charset=utf-8")
+    reply = Message.objects.select_related("feedback").get(pk=reply_id)
+    return render(request, "chat/frames/feedback.html", {"m": reply})

@@ -405,3 +405,31 @@ def test_a_finished_reply_with_code_is_scrolled_into_view(live_app, fake_openai,
         " return b.scrollHeight - b.scrollTop - b.clientHeight < 5; }"
     )
     expect(page.locator(".msg-assistant .msg-actions .copy")).to_be_in_viewport()
+
+
+# --- Feedback on a reply --------------------------------------------------------------------------
+
+
+def test_a_reply_can_be_rated_and_commented_and_it_stays_after_a_reload(
+    live_app, fake_openai, browser, csp_violations
+):
+    make_user("alice")
+    page = conversation_page(live_app, browser, csp_violations)
+    send(page, "First question", count=1)
+    reply = page.locator(".msg-assistant").first
+
+    reply.locator(".rate-down").click()
+    expect(reply.locator(".rate-down")).to_have_attribute("aria-pressed", "true")
+    reply.locator(".feedback-comment summary").click()
+    reply.locator(".feedback-comment textarea").fill("Too short.")
+    reply.locator(".feedback-comment button").click()
+    expect(reply.locator(".feedback-comment textarea")).to_have_value("Too short.")
+    page.reload()
+
+    again = page.locator(".msg-assistant").first
+    expect(again.locator(".rate-down")).to_have_attribute("aria-pressed", "true")
+    expect(again.locator(".rate-up")).to_have_attribute("aria-pressed", "false")
+    expect(again.locator(".feedback-comment textarea")).to_have_value("Too short.")
+    given = Message.objects.get(author="assistant").feedback
+    assert (given.rating, given.comment) == (-1, "Too short.")
+    assert csp_violations == []

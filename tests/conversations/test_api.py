@@ -427,7 +427,7 @@ def test_history_messages_carry_their_status_error_and_times(client, alice_token
 
     message = response.json()["messages"][0]
     assert set(message) == {
-        "id", "author", "role", "content", "status", "error", "created_at", "updated_at", "usage"
+        "id", "author", "role", "content", "status", "error", "created_at", "updated_at", "usage", "feedback"
     }  # fmt: skip
     assert (message["status"], message["error"]) == ("complete", "")
 

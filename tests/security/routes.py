@@ -95,6 +95,10 @@ ROUTES: dict[str, Declared] = {
     ),
     "chat:delete": Declared(POST | DELETE, {"conversation_id": "conversation"}),
     "chat:export": Declared(GET, {"conversation_id": "conversation", "format": Text("md")}),
+    "chat:feedback": Declared(
+        POST,
+        {"reply_id": "reply", "rating": Text("up"), "comment": Text("Bob's note")},
+    ),
     # Everything of the caller's own: names no object.
     "chat:export_all": Declared(GET),
     # Health for load balancers: the same answer for everyone, naming nobody's data.

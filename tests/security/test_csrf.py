@@ -33,6 +33,7 @@ PASSED_CSRF: dict[tuple[str, str], int] = {
     ("chat:rename", "POST"): 302,
     ("chat:delete", "DELETE"): 302,
     ("chat:delete", "POST"): 302,
+    ("chat:feedback", "POST"): 200,  # no rating: none is given, and the controls come back
     # accounts/: a form the harmless data leaves invalid is shown again (200), or refused
     # as a bad request (400); a valid one redirects.
     ("account_settings", "POST"): 302,
@@ -51,7 +52,16 @@ PASSED_CSRF: dict[tuple[str, str], int] = {
 def conversation(alice, builtin_roles) -> Conversation:
     conversation = conversation_create(owner=alice, role_slug="teacher", title="Kept")
     Message.objects.create(conversation=conversation, author="user", content="Still here")
+    Message.objects.create(conversation=conversation, author="assistant", content="Answered")
     return conversation
+
+
+def url_for(route, conversation: Conversation) -> str:
+    """The route's URL naming alice's own objects: her conversation, or her reply where the
+    route takes an integer id."""
+    reply = conversation.messages.get(author="assistant")
+    values = {name: reply.pk if f"<int:{name}>" in route.route else conversation.pk for name in route.kwargs}
+    return route.url_with(values, suffix=str(conversation.pk))
 
 
 @pytest.mark.parametrize(("route", "method"), UNSAFE, ids=lambda v: str(v))
@@ -64,14 +74,17 @@ def test_an_unsafe_request_without_a_csrf_token_is_refused(route, method, alice,
     data = {"session_id": pk, "message": "forged", "title": "Forged", "role": "teacher"}
 
     response = client.generic(
-        method, route.url(pk), urlencode(data), content_type="application/x-www-form-urlencoded"
+        method,
+        url_for(route, conversation),
+        urlencode(data),
+        content_type="application/x-www-form-urlencoded",
     )
 
     assert response.status_code == 403
     conversation.refresh_from_db()
     assert conversation.title == "Kept"
     assert Conversation.objects.count() == 1
-    assert Message.objects.count() == 1
+    assert Message.objects.count() == 2
 
 
 @pytest.mark.parametrize(("route", "method"), UNSAFE, ids=lambda v: str(v))
@@ -84,7 +97,7 @@ def test_the_same_request_with_the_csrf_token_gets_past_the_check(route, method,
 
     response = client.generic(
         method,
-        route.url(pk),
+        url_for(route, conversation),
         urlencode(data),
         content_type="application/x-www-form-urlencoded",
         headers={"X-CSRFToken": client.cookies["csrftoken"].value},

@@ -20,7 +20,7 @@ from django.db import models
 from django_redis import get_redis_connection
 
 from conversations import replylog
-from conversations.models import ApiToken, Conversation, Message, UserLimit
+from conversations.models import ApiToken, Conversation, Feedback, Message, UserLimit
 from conversations.services import conversation_create, message_send
 from conversations.tokens import api_token_create
 from tests.fake_openai import FakeOpenAI, Reply
@@ -134,6 +134,12 @@ async def replies(owner: Owner) -> list[models.Model]:
     return [*versions, *([busy[2]] if busy else [])]
 
 
+async def feedbacks(owner: Owner) -> list[models.Model]:
+    _quiet, _question, versions = await owner.quiet()
+    given = await Feedback.objects.acreate(reply=versions[-1], rating=-1, comment=owner.mark("feedback"))
+    return [given]
+
+
 async def api_tokens(owner: Owner) -> list[models.Model]:
     token, raw = await sync_to_async(api_token_create)(user=owner.user, name=owner.mark("token name"))
     owner.raw_tokens.append(raw)
@@ -172,6 +178,7 @@ KINDS: dict[str, Kind] = {
     "conversation": Kind(Conversation, conversations),
     "message": Kind(Message, user_messages),
     "reply": Kind(Message, replies),
+    "feedback": Kind(Feedback, feedbacks),
     "api_token": Kind(ApiToken, api_tokens),
     "user_limit": Kind(UserLimit, user_limits),
     "user": Kind(User, users),
