@@ -98,6 +98,11 @@ async def _redis_restart_halfway(redis: Any, duration: float) -> None:
     await asyncio.to_thread(redis.restart)
 
 
+def _admitted(item: Sent) -> bool:
+    """Refused with a status (503 during the outage), or never connected: nothing to save."""
+    return not item.result.error.startswith(("HTTP ", "connect: "))
+
+
 def _check(sent: list[Sent]) -> dict[str, Any]:
     """Compare the database with what every client was sent."""
     from conversations.models import Message
@@ -110,7 +115,7 @@ def _check(sent: list[Sent]) -> dict[str, Any]:
     lost_messages = half_saved = gave_up = 0
     for item in sent:
         messages = by_conversation.get(item.conversation, [])
-        admitted = not item.result.error.startswith("HTTP ")
+        admitted = _admitted(item)
         if not admitted:
             half_saved += bool(messages)  # a refused message must leave nothing behind
             continue
@@ -139,7 +144,7 @@ def _check(sent: list[Sent]) -> dict[str, Any]:
                     }
                 )
     return {
-        "admitted": sum(1 for s in sent if not s.result.error.startswith("HTTP ")),
+        "admitted": sum(1 for s in sent if _admitted(s)),
         "replies_by_status": statuses,
         "user_messages_lost": lost_messages,
         "refused_but_saved": half_saved,
