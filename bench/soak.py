@@ -98,6 +98,13 @@ async def _redis_restart_halfway(redis: Any, duration: float) -> None:
     await asyncio.to_thread(redis.restart)
 
 
+def _first_difference(saved: str, sent: str) -> int:
+    """The index of the first character that differs (the shorter's length if one is a prefix)."""
+    return next(
+        (i for i, (a, b) in enumerate(zip(saved, sent, strict=False)) if a != b), min(len(saved), len(sent))
+    )
+
+
 def _admitted(item: Sent) -> bool:
     """Refused with a status (503 during the outage), or never connected: nothing to save."""
     return not item.result.error.startswith(("HTTP ", "connect: "))
@@ -141,6 +148,11 @@ def _check(sent: list[Sent]) -> dict[str, Any]:
                         "saved_chars": len(reply.content),
                         "sent_chars": len(item.result.text),
                         "client_error": item.result.error,
+                        "reply_id": reply.pk,
+                        # Enough to tell a gap from a reordering (seen once: same length, other text).
+                        "first_difference": _first_difference(reply.content, item.result.text),
+                        "saved": reply.content,
+                        "sent_parts": item.result.parts,
                     }
                 )
     return {
@@ -265,6 +277,9 @@ def soak(args: argparse.Namespace) -> int:
             concurrent_streams=args.streams,
         )
         log = app.log.read_text(errors="replace")
+        if figures["text_mismatches"]:  # the server's side of it, kept beside the JSON
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            (args.json.parent / "soak-server.log").write_text(log)
         figures["server_tracebacks"] = log.count("Traceback")
         figures["traceback_examples"] = [
             log[start : start + 1500] for start in _find_all(log, "Traceback")[:3]

@@ -58,3 +58,11 @@ def test_memory_growth_is_told_apart_from_caches_filling_up():
 
     assert leak == {"server_rss_mib_per_min_first_half": 4.0, "server_rss_mib_per_min_second_half": 4.0}
     assert filling["server_rss_mib_per_min_second_half"] < filling["server_rss_mib_per_min_first_half"] / 10
+
+
+def test_a_mismatch_says_where_the_texts_part():
+    from bench.soak import _first_difference
+
+    assert _first_difference(" w1 w2 w3", " w1 w3 w3") == 5
+    assert _first_difference(" w1 w2", " w1") == 3  # the client's text stopped short
+    assert _first_difference(" w1", " w1") == 3
