@@ -191,26 +191,41 @@ async def follow(
     watcher = watchers.join(reply_id, after)
     WATCHERS.inc()
     text = _Text(after, known)
+    log = replylog.log_key(reply_id)
     try:
-        try:
-            # What the log already holds. Joining first means nothing appended from now on
-            # can be missed; what is read twice is skipped by its id. A reply of this
-            # process that has published nothing yet has nothing to read (a new message).
-            unpublished = reply_id in watchers.local and reply_id not in watchers.published
-            log = replylog.log_key(reply_id)
-            backlog = [] if unpublished else cast(Any, await replylog.client().xrange(log, min=f"({after}"))
-        except RedisError:
-            backlog = []
-        for entry_id, fields in backlog:
-            event = text.accept(replylog.decode(entry_id, fields))
-            if event is not None:
-                yield event
-                if event.kind == "end":
-                    return
+        # What the log already holds. Joining first means nothing appended from now on
+        # can be missed; what is read twice is skipped by its id. A reply of this
+        # process that has published nothing yet has nothing to read (a new message).
+        unpublished = reply_id in watchers.local and reply_id not in watchers.published
+        backlog = [] if unpublished else await _log_read(log, after=after)
+        # None: the log could not be read, so this watcher does not know the text before
+        # the next delta, and must not take that delta for the next words (its text would
+        # have a gap that a later reset or the saved reply then fills by length, wrongly).
+        # It reads the log again with each event until it can, or a reset brings the whole text.
+        synced = backlog is not None
+        for earlier in _accepted(text, backlog or []):
+            yield earlier
+            if earlier.kind == "end":
+                return
         while True:
+            event: Event | None
             try:
                 event = await asyncio.wait_for(watcher.queue.get(), QUIET_SECONDS)
             except TimeoutError:
+                event = None
+            if event is not None and not synced and event.kind != "reset":
+                caught_up = await _log_read(log, after=text.last)
+                if caught_up is not None:
+                    synced = True
+                    for accepted in _accepted(text, [*caught_up, event]):
+                        yield accepted
+                        if accepted.kind == "end":
+                            return
+                    continue
+                if event.kind != "end":
+                    continue  # not placeable yet: dropped, the log or a reset brings it again
+                event = None  # the end, and the log unreadable: the saved reply settles it
+            if event is None:
                 state = await settled(reply_id)
                 if state is None:
                     continue
@@ -222,14 +237,28 @@ async def follow(
                     id=text.last, seq=text.seq + 1, kind="end", status=state.status, error=state.error
                 )
                 return
-            accepted = text.accept(event)
-            if accepted is not None:
+            synced = True  # it was, or this is a reset: the whole text, wherever the watcher was
+            for accepted in _accepted(text, [event]):
                 yield accepted
                 if accepted.kind == "end":
                     return
     finally:
         WATCHERS.dec()
         watchers.leave(watcher)
+
+
+async def _log_read(log: str, *, after: str) -> list[Event] | None:
+    """The log's events after `after`, or None when Redis cannot be read."""
+    try:
+        entries = cast(Any, await replylog.client().xrange(log, min=f"({after}"))
+    except RedisError:
+        return None
+    return [replylog.decode(entry_id, fields) for entry_id, fields in entries]
+
+
+def _accepted(text: _Text, events: list[Event]) -> list[Event]:
+    """What of `events` the watcher has not been sent, as it should be sent."""
+    return [accepted for accepted in map(text.accept, events) if accepted is not None]
 
 
 async def watchers_gone(reply_ids: set[int], *, within: float) -> None:

@@ -8,6 +8,7 @@ from django_redis import get_redis_connection
 
 from conversations import hub, replylog
 from conversations.models import Message
+from conversations.selectors import ReplySettled
 from tests.conftest import redis_restart
 from tests.conversations.test_generation import events_until, start
 from tests.fake_openai import Reply
@@ -152,3 +153,67 @@ async def test_a_reply_written_here_is_watched_without_reading_redis(alice, buil
     assert "".join(e.text for e in events) == "".join(tokens)
     # Every event came straight from this process's publisher: no blocking read, no wake.
     assert hub.hub().reader is None
+
+
+async def joined(reply_id: int) -> None:
+    # The hub signals nobody when a watcher joins: polled, with a deadline.
+    async with asyncio.timeout(5):
+        while reply_id not in hub.hub().watchers:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+async def test_a_watcher_that_could_not_read_the_log_never_takes_a_later_delta_for_the_next_words(
+    own_redis,
+):
+    """The soak saw it once: a complete reply arrived the same length as the saved text, but
+    other text. The watcher joined a reply of this process that had published, its read of
+    the log failed as Redis died, a delta that Redis had stored just before reached it
+    anyway, and the reset after the restart filled its text up by length."""
+    reply_id = 4242
+    local = hub.hub()
+    local.local_add(reply_id)
+    [first_id] = await sync_to_async(write_remote)(reply_id, delta(1, "Hello"))
+    local.deliver(reply_id, replylog.Event(id=first_id, seq=1, kind="delta", text="Hello"))
+    own_redis.stop()  # the watcher's read of the log fails
+
+    watcher = asyncio.create_task(collect(reply_id))
+    await joined(reply_id)
+    # Stored just before Redis died, so handed over by this process's publisher...
+    local.deliver(
+        reply_id, replylog.Event(id=f"{int(first_id.split('-')[0]) + 1}-0", seq=2, kind="delta", text=", wor")
+    )
+    # ...which, once Redis is back empty, publishes the whole text again.
+    local.deliver(reply_id, replylog.Event(id="9999999999999-0", seq=3, kind="reset", text="Hello, world"))
+    local.deliver(reply_id, replylog.Event(id="9999999999999-1", seq=4, kind="end", status="complete"))
+    events = await asyncio.wait_for(watcher, 5)
+    local.local_remove(reply_id, ended=True)
+
+    assert "".join(e.text for e in events if e.kind == "delta") == "Hello, world"
+    assert events[-1].kind == "end"
+
+
+async def test_a_watcher_that_could_not_read_the_log_takes_its_end_from_the_saved_reply(own_redis):
+    reply_id = 4243
+    local = hub.hub()
+    local.local_add(reply_id)
+    [first_id] = await sync_to_async(write_remote)(reply_id, delta(1, "Hello"))
+    local.deliver(reply_id, replylog.Event(id=first_id, seq=1, kind="delta", text="Hello"))
+    own_redis.stop()
+
+    async def saved(_reply_id: int) -> ReplySettled:
+        return ReplySettled(status="complete", error="", content="Hello, world")
+
+    watcher = asyncio.create_task(collect(reply_id, settled=saved))
+    await joined(reply_id)
+    local.deliver(
+        reply_id, replylog.Event(id=f"{int(first_id.split('-')[0]) + 1}-0", seq=2, kind="delta", text=", wor")
+    )
+    local.deliver(
+        reply_id,
+        replylog.Event(id=f"{int(first_id.split('-')[0]) + 2}-0", seq=3, kind="end", status="complete"),
+    )
+    events = await asyncio.wait_for(watcher, 5)
+    local.local_remove(reply_id, ended=True)
+
+    assert "".join(e.text for e in events if e.kind == "delta") == "Hello, world"
+    assert (events[-1].kind, events[-1].status) == ("end", "complete")
