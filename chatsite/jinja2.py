@@ -10,6 +10,7 @@ from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from jinja2 import Environment
 
+from conversations.reasoning import answer_started, reasoning_split
 from conversations.rendering import render_markdown
 
 
@@ -29,6 +30,10 @@ def max_chars() -> int:
     return int(settings.CHAT_MAX_MESSAGE_CHARS)
 
 
+def max_images() -> int:
+    return int(settings.CHAT_IMAGES_PER_MESSAGE)
+
+
 def environment(**options: Any) -> Environment:
     env = Environment(extensions=["jinja2.ext.i18n"], **options)
     env.install_gettext_callables(  # type: ignore[attr-defined]
@@ -41,7 +46,10 @@ def environment(**options: Any) -> Environment:
             "get_language": translation.get_language,
             "signup_enabled": signup_enabled,
             "max_chars": max_chars,
+            "max_images": max_images,
             "local_model_in_use": local_model_in_use,
+            "reasoning_split": reasoning_split,
+            "answer_started": answer_started,
         }
     )
     env.filters["markdown"] = render_markdown

@@ -74,9 +74,9 @@ def _banner(redis_label: str, workers: int) -> str:
 
     provider = provider_get()
     if settings.CHATSITE_LOCAL_MODEL_IN_USE and provider:
-        model = f"{provider.model} at {provider.base_url}: {LOCAL_MODEL_NOTE}"
+        model = f"{settings.OPENAI_MODEL} at {provider.base_url}: {LOCAL_MODEL_NOTE}"
     elif provider:
-        model = f"{provider.model} at {provider.base_url}"
+        model = f"{settings.OPENAI_MODEL} at {provider.base_url}"
     else:
         model = "none configured - set OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_MODEL in .env"
     url = f"http://{settings.API_HOST}:{settings.API_PORT}/"

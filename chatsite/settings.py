@@ -72,6 +72,8 @@ DEBUG = env_bool("DEBUG", True)
 
 _DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
 SECRET_KEY = env_str("SECRET_KEY") or _DEV_SECRET_KEY
+# Old keys still accepted (sessions, signed links, provider API keys) while rotating SECRET_KEY.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 if not DEBUG and (SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50):
     raise ImproperlyConfigured(
         "DEBUG=false needs a strong SECRET_KEY (50+ random characters). Generate one with: "
@@ -100,6 +102,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "accounts",
     "roles",
+    "providers",
     "conversations",
 ]
 
@@ -284,11 +287,22 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Uploaded images, through Django's storage API (STORAGES["default"]); never served
+# from here directly: only to their owner, by the app (conversations.attachment_views).
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "var" / "media")
 
 # --- Model provider --------------------------------------------------------
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 OPENAI_MODEL = env_str("OPENAI_MODEL", "gpt-4o-mini")
+# Whether the .env provider's model reads images (most current cloud models do).
+OPENAI_MODEL_VISION = env_bool("OPENAI_MODEL_VISION", False)
+# How the .env provider is named in the model picker; other providers are added in the admin.
+OPENAI_PROVIDER_LABEL = env_str("OPENAI_PROVIDER_LABEL", "OpenAI-compatible")
+# Provider API keys typed in the admin are encrypted at rest with a key derived from
+# this (default: SECRET_KEY, with SECRET_KEY_FALLBACKS still read). See providers.secrets.
+PROVIDER_KEYS_SECRET = env_str("PROVIDER_KEYS_SECRET")
+PROVIDER_KEYS_SECRET_FALLBACKS = env_list("PROVIDER_KEYS_SECRET_FALLBACKS", [])
 # Set by `./run` when it started the built-in tiny model because no provider was configured.
 CHATSITE_LOCAL_MODEL_IN_USE = env_bool("CHATSITE_LOCAL_MODEL_IN_USE", False)
 # The SDK's default read timeout is 600 s: far too long to leave a user staring
@@ -304,6 +318,15 @@ OPENAI_RETRY_AFTER_CAP = env_float("OPENAI_RETRY_AFTER_CAP", 10.0)
 # Rounds of history sent upstream (a round = one user message + its reply).
 CHAT_CONTEXT_ROUNDS = env_int("CHAT_CONTEXT_ROUNDS", 20)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32_000)
+# Images attached to a message: at most this many, each at most this many bytes and
+# pixels as uploaded, stored with its longest side at most CHAT_IMAGE_MAX_SIDE.
+CHAT_IMAGES_PER_MESSAGE = env_int("CHAT_IMAGES_PER_MESSAGE", 4)
+CHAT_IMAGE_MAX_BYTES = env_int("CHAT_IMAGE_MAX_BYTES", 10 * 1024 * 1024)
+CHAT_IMAGE_MAX_PIXELS = env_int("CHAT_IMAGE_MAX_PIXELS", 40_000_000)
+CHAT_IMAGE_MAX_SIDE = env_int("CHAT_IMAGE_MAX_SIDE", 2048)
+# A request body held in memory (not a file upload) may carry one image as base64 (the
+# demo API's image_data): 4/3 of its bytes, and room for the rest of the JSON.
+DATA_UPLOAD_MAX_MEMORY_SIZE = CHAT_IMAGE_MAX_BYTES * 4 // 3 + 256 * 1024
 # Streamed deltas are coalesced into at most one frame per interval (~20/s).
 CHAT_STREAM_INTERVAL = env_float("CHAT_STREAM_INTERVAL", 0.05)
 # Frames one serving process sends a second across all its replies; past it the interval

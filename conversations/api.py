@@ -24,10 +24,12 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from conversations import hub, services, tokens
+from conversations import hub, images, sending, services, tokens
 from conversations.db import in_thread
-from conversations.models import Conversation, Feedback, Message
+from conversations.models import Attachment, Conversation, Feedback, Message
+from conversations.reasoning import Splitter
 from conversations.selectors import conversation_get, conversation_summaries, message_list
+from providers.selectors import ModelChoice, ModelPick, model_choices
 from roles.selectors import role_list_active
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ SESSIONS_MAX_LIMIT = 200
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 STATUS_FOR_CODE = {
     "message_too_long": 413,
+    "image_too_large": 413,
     "reply_in_progress": 409,
     "rate_limited": 429,
     # Overload and Redis trouble: the client should come back after Retry-After.
@@ -232,6 +235,9 @@ def _message_json(message: Message) -> dict[str, Any]:
         "author": message.author,
         "role": message.author,  # the demo's name for it
         "content": message.content,
+        # The model's thinking before its answer ("" when it showed none), and how long it took.
+        "reasoning": message.reasoning,
+        "reasoning_ms": message.reasoning_ms,
         "status": message.status,
         "error": message.error,
         "created_at": message.created_at.isoformat(),
@@ -246,6 +252,8 @@ def _message_json(message: Message) -> dict[str, Any]:
         if message.author == Message.Author.ASSISTANT
         else None,
         "feedback": _feedback_json(message),
+        # The images sent with a message, each served to its owner only.
+        "images": [images.attachment_json(a) for a in message.attachments.all()],
     }
 
 
@@ -279,9 +287,15 @@ def _sse(event_id: int, data: dict[str, Any]) -> str:
 
 
 async def _reply_events(reply_id: int, session_id: str) -> AsyncIterator[str]:
+    # The model's thinking, as the demo sends it: `reasoning` events before the answer's `chunk`s.
+    splitter = Splitter()
     async for event in hub.follow(reply_id=reply_id):
         if event.kind == "delta":
-            yield _sse(event.seq, {"type": "chunk", "content": event.text})
+            for piece in splitter.feed(event.text):
+                if piece.kind == "reasoning":
+                    yield _sse(event.seq, {"type": "reasoning", "content": piece.text})
+                elif piece.kind == "answer":
+                    yield _sse(event.seq, {"type": "chunk", "content": piece.text})
         elif event.status in {Message.Status.ERROR, Message.Status.INTERRUPTED}:
             yield _sse(event.seq, {"type": "error", "content": event.error, "status": event.status})
         else:
@@ -296,12 +310,20 @@ async def chat_stream(
     request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]
 ) -> HttpResponseBase:
     session_id = _required(params, "session_id")
-    exchange = await services.message_send(
-        owner=user,
-        conversation_id=session_id,
-        content=_text(params, "message"),
-        role_slug=_text(params, "role") or None,
-    )
+    image = await database_sync_to_async(_image_attach)(request, params, user)
+    try:
+        exchange = await sending.message_send(
+            owner=user,
+            conversation_id=session_id,
+            content=_text(params, "message"),
+            role_slug=_text(params, "role") or None,
+            pick=await database_sync_to_async(_model_pick)(params),
+            attachments=[image.pk] if image else [],
+        )
+    except BaseException:
+        if image is not None:  # the message was refused: its image goes too
+            await image.adelete()
+        raise
     response = StreamingHttpResponse(
         _reply_events(exchange.reply.pk, str(exchange.conversation.pk)),
         content_type="text/event-stream; charset=utf-8",
@@ -372,6 +394,71 @@ async def chat_sessions(
                 }
                 for c in summaries
             ],
+        }
+    )
+
+
+def _image_attach(request: HttpRequest, params: dict[str, Any], user: AbstractBaseUser) -> Attachment | None:
+    """The image sent with a message: the demo's `image_data` (base64) and `image_type`,
+    or a multipart upload in `image` (or `file`). Raises ChatError for one that is not
+    an image Chatsite reads, or too large (413)."""
+    upload = request.FILES.get("image") or request.FILES.get("file") if request.FILES else None
+    if upload is not None:
+        if upload.size is not None and upload.size > settings.CHAT_IMAGE_MAX_BYTES:
+            raise images.image_too_large()
+        return images.attachment_create(owner=user, data=upload.read())
+    data = _text(params, "image_data").strip()
+    if not data:
+        if _text(params, "image_type"):
+            raise services.ChatError(_("image_type was sent without image_data."), code="invalid_image")
+        return None
+    return images.attachment_base64_create(
+        owner=user, image_data=data, image_type=_text(params, "image_type")
+    )
+
+
+def _model_pick(params: dict[str, Any]) -> ModelPick | None:
+    """The demo's `provider` and `model` fields (both optional). A model named without
+    its provider is looked for among every provider's models."""
+    provider, model = _text(params, "provider").strip(), _text(params, "model").strip()
+    if not provider and not model:
+        return None
+    if not provider:
+        provider = next((c.provider for c in model_choices() if c.model == model), "")
+    return ModelPick(provider=provider, model=model)
+
+
+@api_view("GET")
+async def providers(request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]) -> HttpResponseBase:
+    """The providers and models users may pick, in the demo's later shape: never a key or a URL."""
+    choices = await database_sync_to_async(model_choices)()
+    grouped: dict[str, list[ModelChoice]] = {}
+    for choice in choices:
+        grouped.setdefault(choice.provider, []).append(choice)
+    default = choices[0].provider if choices else None
+    return ok(
+        {
+            "providers": [
+                {
+                    "id": name,
+                    "name": models[0].provider_label,
+                    "models": [m.model for m in models],
+                    "default_model": models[0].model,
+                    "model_info": [
+                        {
+                            "id": m.model,
+                            "name": m.label,
+                            "vision": m.vision,
+                            "reasoning": m.reasoning,
+                            "context_window": m.context_window,
+                        }
+                        for m in models
+                    ],
+                    "is_default": name == default,
+                }
+                for name, models in grouped.items()
+            ],
+            "default_provider": default,
         }
     )
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("chat/sessions", api.chat_sessions, name="api-chat-sessions"),
     path("chat/session/<str:session_id>", api.chat_session, name="api-chat-session"),
     path("roles", api.roles, name="api-roles"),
+    path("providers", api.providers, name="api-providers"),
     # Anything else under chat/ answers in JSON too, never with an HTML page.
     re_path(r"^chat/", api.not_found),
 ]

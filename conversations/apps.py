@@ -1,7 +1,25 @@
+from typing import TYPE_CHECKING
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from conversations.models import Attachment
 
 
 class ConversationsConfig(AppConfig):
     name = "conversations"
     verbose_name = _("Conversations")
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete
+
+        from conversations.models import Attachment
+
+        # However a row goes (its message, conversation or user deleted, by cascade),
+        # its file goes with it. A signal: cascades do not call a model's delete().
+        post_delete.connect(_attachment_file_delete, sender=Attachment, dispatch_uid="attachment-file")
+
+
+def _attachment_file_delete(sender: type, instance: "Attachment", **kwargs: object) -> None:
+    instance.file.delete(save=False)

@@ -15,14 +15,14 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation.trans_real import parse_accept_lang_header
 from redis.exceptions import RedisError
 
-from conversations import hub, replylog, services
+from conversations import hub, replylog, sending, services
 from conversations.models import Conversation, Message
-from conversations.rendering import MarkdownStream
+from conversations.rendering import ReplyStream
 from conversations.selectors import (
     conversation_get,
     exchange_get,
@@ -30,6 +30,7 @@ from conversations.selectors import (
     message_streaming,
     turn_versions,
 )
+from providers.selectors import ModelPick
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,17 @@ def language_from_scope(scope: dict[str, Any]) -> str:
         except LookupError:
             continue
     return settings.LANGUAGE_CODE
+
+
+def attachment_ids(value: object) -> list[int]:
+    """The images a send names: one id, several (the form's repeated field), or none."""
+    values = value if isinstance(value, list) else [value] if value not in (None, "") else []
+    ids = [str(v) for v in values]
+    if not all(v.isdigit() and len(v) <= 18 for v in ids):
+        raise services.ChatError(
+            _("An attached image is no longer available. Attach it again."), code="invalid_attachment"
+        )
+    return [int(v) for v in ids]
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -93,7 +105,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def join(self, conversation_id: object) -> None:
         """Hear about replies started in this conversation by other tabs, the API or the terminal."""
         if self.group is None:
-            self.group = services.conversation_group(conversation_id)
+            self.group = sending.conversation_group(conversation_id)
             await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def reply_started(self, event: dict[str, Any]) -> None:
@@ -163,13 +175,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def redo(self, action: str, data: dict[str, Any]) -> None:
         """Regenerate the last reply, or edit the last message; the old turn stays a version."""
+        pick = ModelPick.parse(data.get("model"))
         if action == "regenerate":
-            exchange = await services.reply_regenerate(
-                owner=self.user, conversation_id=data.get("conversation")
+            exchange = await sending.reply_regenerate(
+                owner=self.user, conversation_id=data.get("conversation"), pick=pick
             )
         else:
-            exchange = await services.message_edit(
-                owner=self.user, conversation_id=data.get("conversation"), content=data.get("message")
+            exchange = await sending.message_edit(
+                owner=self.user,
+                conversation_id=data.get("conversation"),
+                content=data.get("message"),
+                pick=pick,
             )
         self.watching = exchange.reply.pk
         await self.send_conversation(exchange.conversation)
@@ -207,13 +223,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
         conversation_id = data.get("conversation") or None
         created = conversation_id is None
         if created:
-            exchange = await services.conversation_start(
-                owner=self.user, role_slug=data.get("role") or None, content=data.get("message")
+            exchange = await sending.conversation_start(
+                owner=self.user,
+                role_slug=data.get("role") or None,
+                content=data.get("message"),
+                pick=ModelPick.parse(data.get("model")),
+                attachments=attachment_ids(data.get("attachments")),
             )
             await self.join(exchange.conversation.pk)
         else:
-            exchange = await services.message_send(
-                owner=self.user, conversation_id=conversation_id, content=data.get("message")
+            exchange = await sending.message_send(
+                owner=self.user,
+                conversation_id=conversation_id,
+                content=data.get("message"),
+                pick=ModelPick.parse(data.get("model")),
+                attachments=attachment_ids(data.get("attachments")),
             )
         self.watching = exchange.reply.pk
         await self.send_fragment("chat/frames/sent.html", {"exchange": exchange, "created": created})
@@ -242,7 +266,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def follow(self, reply: Message, after: str, known: str) -> None:
         try:
             # What the page shows already (the reattach frame rendered the same text).
-            stream = await sync_to_async(MarkdownStream, thread_sensitive=False)(known)
+            stream = await sync_to_async(ReplyStream, thread_sensitive=False)(known)
             async for event in hub.follow(reply_id=reply.pk, after=after, known=known):
                 if event.kind == "delta":
                     await self.send_delta(reply, stream, event.text, event.seq)
@@ -258,14 +282,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.exception("Watching reply %s failed", reply.pk)
             await self.send_error(_("Lost track of the reply. Reload the page to see it."))
 
-    async def send_delta(self, reply: Message, stream: MarkdownStream, text: str, seq: int) -> None:
-        """Render the new text as Markdown: the blocks it finished, and the unfinished tail again."""
+    async def send_delta(self, reply: Message, stream: ReplyStream, text: str, seq: int) -> None:
+        """Render the new text: the model's thinking as text; the answer as Markdown, the
+        blocks it finished and the unfinished tail again."""
 
         def render() -> str:
-            stream.feed(text)
-            done, tail = stream.take()
+            frame = stream.feed(text)
+            # How long it thought: from the reply's start, as the user waited for it.
+            thought_ms = (timezone.now() - reply.created_at).total_seconds() * 1000
             return render_to_string(
-                "chat/frames/delta.html", {"reply": reply, "done": done, "tail": tail, "seq": seq}
+                "chat/frames/delta.html",
+                {**frame.__dict__, "reply": reply, "seq": seq, "thought_ms": thought_ms},
             )
 
         await self.send(text_data=await sync_to_async(render, thread_sensitive=False)())

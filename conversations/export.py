@@ -11,6 +11,8 @@ import zipfile
 from collections.abc import Iterable
 from typing import Any
 
+from django.urls import reverse
+
 from conversations.models import Conversation
 
 
@@ -28,6 +30,9 @@ def as_json(conversation: Conversation, *, system_prompt: bool = False) -> dict[
         {
             "author": message.author,
             "content": message.content,
+            "reasoning": message.reasoning,
+            # Links to the images, which open for their owner only (signed in).
+            "images": [reverse("chat:attachment", args=[a.pk]) for a in message.attachments.all()],
             "status": message.status,
             "error": message.error,
             "created_at": message.created_at.isoformat(),
@@ -49,7 +54,18 @@ def as_markdown(conversation: Conversation) -> str:
     for message in conversation.messages.all():
         who = "You" if message.author == "user" else conversation.role.name
         note = "" if message.status == "complete" else f" *({message.status})*"
-        lines += [f"## {who}{note}", "", message.content or f"*{message.error}*", ""]
+        lines += [f"## {who}{note}", ""]
+        if message.reasoning:
+            # A quote, so the thinking reads apart from the answer in any Markdown viewer.
+            lines += [
+                "> *Thinking*",
+                ">",
+                *(f"> {line}".rstrip() for line in message.reasoning.splitlines()),
+                "",
+            ]
+        lines += [message.content or f"*{message.error}*", ""]
+        for number, image in enumerate(message.attachments.all(), start=1):
+            lines += [f"[Image {number}]({reverse('chat:attachment', args=[image.pk])})", ""]
     return "\n".join(lines)
 
 

@@ -14,17 +14,15 @@ FEEDBACK_MAX_CHARS = 2000
 
 @transaction.atomic
 def reply_feedback_set(
-    *, owner: User, reply_id: object, rating: object, comment: object = ""
+    *, owner: User, reply_id: int, rating: object, comment: object = ""
 ) -> Feedback | None:
     """Rate one of the owner's finished replies "up" or "down" (with a comment), or take the
     rating back with "". Raises Message.DoesNotExist for anyone else's reply."""
-    # Digits that fit a database integer: anything else names no reply.
-    if not isinstance(reply_id, (int, str)) or not str(reply_id).isascii() or not str(reply_id).isdigit():
-        raise Message.DoesNotExist("Not a reply id.")
-    if len(str(reply_id)) > 18:
+    # The route's <int:> takes digits of any length; past a database integer no reply is.
+    if not 0 < reply_id < 2**63:
         raise Message.DoesNotExist("Not a reply id.")
     reply = Message.objects.get(
-        pk=int(reply_id), author=Message.Author.ASSISTANT, conversation__owner_id=owner_id(owner)
+        pk=reply_id, author=Message.Author.ASSISTANT, conversation__owner_id=owner_id(owner)
     )
     if rating == "":
         Feedback.objects.filter(reply=reply).delete()

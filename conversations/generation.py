@@ -31,6 +31,8 @@ from conversations.metrics import (
 )
 from conversations.models import Message
 from conversations.publisher import Reply, lease_seconds, publisher
+from conversations.reasoning import THINK_END
+from providers.selectors import Endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class ReplyJob:
     messages: list[llm.ChatMessage]
     model: str
     temperature: float | None
+    endpoint: Endpoint | None  # the model's provider (None: the default one)
     # The token that holds the conversation's reply slot (replylog.active_acquire)
     # and the reply's place among its user's concurrent replies (limits).
     holder: str
@@ -138,20 +141,29 @@ class _Outcome:
     usage: llm.Usage | None = None
     started: float = field(default_factory=time.monotonic)
     first_text: float | None = None  # when the model's first text arrived
+    answer_after_reasoning: float | None = None  # when its answer began, if it reasoned first
+
+    def _ms(self, at: float | None) -> int | None:
+        return None if at is None else round((at - self.started) * 1000)
 
     def first_token_ms(self) -> int | None:
-        return None if self.first_text is None else round((self.first_text - self.started) * 1000)
+        return self._ms(self.first_text)
+
+    def reasoning_ms(self) -> int | None:
+        return self._ms(self.answer_after_reasoning)
 
 
 async def _read_upstream(job: ReplyJob, reply: Reply, outcome: _Outcome) -> None:
     out = publisher()
     try:
         async for item in llm.chat_stream(
-            messages=job.messages, model=job.model, temperature=job.temperature
+            messages=job.messages, model=job.model, temperature=job.temperature, endpoint=job.endpoint
         ):
             if isinstance(item, str):
                 if outcome.first_text is None:
                     outcome.first_text = time.monotonic()
+                if outcome.answer_after_reasoning is None and THINK_END in item:
+                    outcome.answer_after_reasoning = time.monotonic()
                 out.received(reply, item)
             else:
                 outcome.usage = item
@@ -228,6 +240,7 @@ async def _finish(
             error=outcome.error,
             usage=outcome.usage,
             first_token_ms=outcome.first_token_ms(),
+            reasoning_ms=outcome.reasoning_ms(),
         )
     finally:
         # Watchers must learn the reply ended even if the database write failed. The slot
@@ -255,25 +268,27 @@ def _log_finished(job: ReplyJob, reply: Reply, outcome: _Outcome) -> None:
     """One line per reply for operators (with LOG_FORMAT=json its fields are JSON keys),
     and its figures for /metrics."""
     ended = time.monotonic()
-    first = outcome.first_text
+    first_token_ms = outcome.first_token_ms()
     REPLIES_FINISHED.labels(outcome.status).inc()
     usage = outcome.usage
     TOKENS_RELAYED.inc(usage.completion_tokens if usage else limits.estimate_tokens(reply.text))
-    if first is not None:
-        FIRST_TOKEN.observe(first - outcome.started)
+    if first_token_ms is not None:
+        FIRST_TOKEN.observe(first_token_ms / 1000)
     fields = {
         "reply_id": job.reply_id,
         "user_id": job.user_id,
+        "provider": job.endpoint.name if job.endpoint else "default",
         "model": job.model or settings.OPENAI_MODEL,
         "status": outcome.status,
         "prompt_tokens": outcome.usage.prompt_tokens if outcome.usage else None,
         "completion_tokens": outcome.usage.completion_tokens if outcome.usage else None,
         "chars": len(reply.text),
-        "first_token_ms": outcome.first_token_ms(),
+        "first_token_ms": first_token_ms,
         "duration_ms": round((ended - outcome.started) * 1000),
     }
     logger.info(
-        "Reply %(reply_id)s %(status)s: user %(user_id)s, model %(model)s, %(chars)s characters, "
+        "Reply %(reply_id)s %(status)s: user %(user_id)s, model %(model)s of %(provider)s, "
+        "%(chars)s characters, "
         "tokens %(prompt_tokens)s+%(completion_tokens)s, first token %(first_token_ms)s ms, "
         "%(duration_ms)s ms",
         fields,

@@ -17,6 +17,7 @@ from django.db import connection
 
 from conversations import llm, replylog
 from conversations.db import in_thread
+from providers.selectors import Endpoint
 
 # A check that has not answered in this long has failed: a probe must answer quickly.
 CHECK_SECONDS = 2.0
@@ -49,7 +50,7 @@ class Health:
 
 
 # The last answer, and which provider (settings) and when it was for.
-_provider_cache: tuple[llm.Provider, float, Check] | None = None
+_provider_cache: tuple[Endpoint, float, Check] | None = None
 
 
 async def _timed(probe: Callable[[], Awaitable[object]]) -> Check:
@@ -75,7 +76,7 @@ async def _redis_ping() -> None:
 
 async def _provider_list_models() -> None:
     # Lists the models (no tokens spent), as each process does when it starts.
-    if not await llm.provider_warm(within=CHECK_SECONDS):
+    if not await llm.provider_reachable(within=CHECK_SECONDS):
         raise ConnectionError("the provider did not list its models")
 
 

@@ -3,7 +3,7 @@
 Under daphne (Twisted's asyncio reactor) chatsite.asgi installs these hooks:
 - when the server starts, and then every REAP_SECONDS, replies left `streaming` by a
   process that died are finished as `interrupted` with their last text;
-- when the server starts, the connection to the provider is warmed up (llm.provider_warm);
+- when the server starts, the connection to the provider is warmed up (llm.provider_reachable);
 - when the server stops (SIGTERM, Ctrl-C), new replies are refused (503 + Retry-After),
   running ones have CHATSITE_DRAIN_SECONDS to finish, and those still running are
   cancelled: each publishes and saves the text it has as `interrupted`. Their watchers
@@ -136,7 +136,7 @@ def install_daphne_hooks() -> None:
     def start_reaper() -> None:
         global _reaper, _warm
         _reaper = asyncio.ensure_future(reap_forever())
-        _warm = asyncio.ensure_future(llm.provider_warm())
+        _warm = asyncio.ensure_future(llm.provider_reachable())
 
     _close_oversized_frames_politely()
     _send_small_writes_at_once()

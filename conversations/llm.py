@@ -1,12 +1,11 @@
 """The one way Chatsite reaches a model: the `openai` SDK's AsyncOpenAI, streaming.
 
-Nothing else in the project imports `openai`. Provider failures become
+Only this module and the providers app (one client per provider) import `openai`. Provider failures become
 `ProviderError`s whose `user_message` is safe to show in the conversation.
 """
 
 import asyncio
 import logging
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -17,19 +16,26 @@ from django.utils.translation import gettext as _
 from openai.types.chat import ChatCompletionMessageParam
 
 from conversations.metrics import UPSTREAM_ERRORS
+from conversations.reasoning import THINK_END, THINK_START, ThinkTags, markers_strip
+from providers.clients import client_for, models_list
+from providers.selectors import Endpoint, default_endpoint
 
 logger = logging.getLogger(__name__)
-
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 @dataclass(frozen=True)
 class ChatMessage:
     role: str  # "system" | "user" | "assistant"
     content: str
+    images: tuple[str, ...] = ()  # data: URLs, for a model that reads images
 
-    def as_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+    def as_dict(self) -> dict[str, object]:
+        if not self.images:
+            return {"role": self.role, "content": self.content}
+        # OpenAI's content parts: the text, then each image.
+        parts: list[dict[str, object]] = [{"type": "text", "text": self.content}] if self.content else []
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in self.images]
+        return {"role": self.role, "content": parts}
 
     def as_param(self) -> ChatCompletionMessageParam:
         return cast(ChatCompletionMessageParam, self.as_dict())
@@ -39,17 +45,6 @@ class ChatMessage:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
-
-
-@dataclass(frozen=True)
-class Provider:
-    base_url: str
-    api_key: str
-    model: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} at {self.base_url}"
 
 
 class ProviderError(Exception):
@@ -67,44 +62,9 @@ class ProviderNotConfigured(ProviderError):
     pass
 
 
-def provider_get() -> Provider | None:
-    """The configured provider, or None when neither a key nor a base URL is set."""
-    base_url = settings.OPENAI_BASE_URL
-    api_key = settings.OPENAI_API_KEY
-    if not base_url and not api_key:
-        return None
-    # Local servers (Ollama, vLLM, llama.cpp) need no key, but the SDK insists on one.
-    return Provider(
-        base_url=base_url or OPENAI_DEFAULT_BASE_URL,
-        api_key=api_key or "not-needed",
-        model=settings.OPENAI_MODEL,
-    )
-
-
-# One client per event loop: in the server that is one per process. The SDK's
-# connection pool is bound to the loop that opened it, so a second loop (a
-# management command's asyncio.run, a test) gets its own client.
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Provider, openai.AsyncOpenAI]]"
-_clients = weakref.WeakKeyDictionary()
-
-
-def _client_for(provider: Provider) -> openai.AsyncOpenAI:
-    loop = asyncio.get_running_loop()
-    cached = _clients.get(loop)
-    if cached is not None and cached[0] == provider:
-        return cached[1]
-    client = openai.AsyncOpenAI(
-        api_key=provider.api_key,
-        base_url=provider.base_url,
-        # Retries are ours (_create_stream): at most one, and a Retry-After within a small cap.
-        max_retries=0,
-        timeout=openai.Timeout(
-            settings.OPENAI_READ_TIMEOUT,
-            connect=settings.OPENAI_CONNECT_TIMEOUT,
-        ),
-    )
-    _clients[loop] = (provider, client)
-    return client
+def provider_get() -> Endpoint | None:
+    """The default provider (.env's OPENAI_*), or None when neither a key nor a base URL is set."""
+    return default_endpoint()
 
 
 def _error_message(exc: Exception) -> str:
@@ -162,13 +122,19 @@ async def _create_stream[T](create: Callable[[], Awaitable[T]]) -> T:
 
 
 async def chat_stream(
-    *, messages: list[ChatMessage], model: str = "", temperature: float | None = None
+    *,
+    messages: list[ChatMessage],
+    model: str = "",
+    temperature: float | None = None,
+    endpoint: Endpoint | None = None,
 ) -> AsyncIterator[str | Usage]:
     """Yield the reply's text deltas as they arrive, then its Usage if the provider reports it.
 
-    Raises ProviderError. Cancelling the iteration closes the upstream HTTP response.
+    `endpoint` is the provider (the default one when None); `model` is one of its models
+    (OPENAI_MODEL when empty). Raises ProviderError. Cancelling the iteration closes the
+    upstream HTTP response.
     """
-    provider = provider_get()
+    provider = endpoint or provider_get()
     if provider is None:
         raise ProviderNotConfigured(
             _(
@@ -176,13 +142,13 @@ async def chat_stream(
                 "OPENAI_BASE_URL (and OPENAI_MODEL) in .env, then restart Chatsite."
             )
         )
-    client = _client_for(provider)
+    client = client_for(provider)
     received_text = False
     for attempt in range(settings.OPENAI_MAX_RETRIES + 1):
         try:
             raw = await _create_stream(
                 lambda: client.chat.completions.with_raw_response.create(
-                    model=model or provider.model,
+                    model=model or settings.OPENAI_MODEL,
                     messages=[message.as_param() for message in messages],
                     stream=True,
                     stream_options={"include_usage": True},
@@ -193,11 +159,14 @@ async def chat_stream(
             # chunk left a plain dict: building its pydantic model cost ~90 us a token, a
             # core's worth at 10,000 tokens a second.
             stream = raw.parse(to=openai.AsyncStream[object])
+            deltas = _Deltas()
             async with stream:
                 async for chunk in stream:
-                    for item in _chunk_items(chunk):
+                    for item in deltas.items(chunk):
                         received_text = received_text or isinstance(item, str)
                         yield item
+            for item in deltas.flush():
+                yield item
             return
         except openai.OpenAIError as exc:
             # Not the exception itself: a provider's error body can echo the API key.
@@ -216,24 +185,61 @@ async def chat_stream(
             raise ProviderError(_dropped_message(), interrupted=received_text) from exc
 
 
-def _chunk_items(chunk: object) -> list[str | Usage]:
-    """The text deltas and the usage of one `chat.completion.chunk` (a decoded JSON object)."""
-    if not isinstance(chunk, dict):
-        return []
-    items: list[str | Usage] = []
-    for choice in chunk.get("choices") or ():
-        content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
-        if content and isinstance(content, str):
-            items.append(content)
-    usage = chunk.get("usage")
-    if isinstance(usage, dict):
-        items.append(
-            Usage(
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
+class _Deltas:
+    """The text deltas and the usage of a stream's `chat.completion.chunk`s (decoded JSON).
+
+    Reasoning (`delta.reasoning_content`, `delta.reasoning`, or an inline `<think>` that
+    opens the content) is marked off as conversations.reasoning describes: it comes
+    first, and reasoning after the answer has begun is left out of the reply.
+    """
+
+    def __init__(self) -> None:
+        self.tags = ThinkTags()
+        self.thinking = False
+        self.answered = False
+
+    def items(self, chunk: object) -> list[str | Usage]:
+        if not isinstance(chunk, dict):
+            return []
+        items: list[str | Usage] = []
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning and isinstance(reasoning, str):
+                items += self._text("reasoning", reasoning)
+            content = delta.get("content")
+            if content and isinstance(content, str):
+                for kind, text in self.tags.feed(content):
+                    items += self._text(kind, text)
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            items.append(
+                Usage(
+                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                    completion_tokens=int(usage.get("completion_tokens") or 0),
+                )
             )
-        )
-    return items
+        return items
+
+    def flush(self) -> list[str | Usage]:
+        items: list[str | Usage] = []
+        for kind, text in self.tags.flush():
+            items += self._text(kind, text)
+        return items
+
+    def _text(self, kind: str, text: str) -> list[str | Usage]:
+        text = markers_strip(text)
+        if not text:
+            return []
+        if kind == "reasoning":
+            if self.answered:
+                return []
+            opened, self.thinking = not self.thinking, True
+            return [THINK_START + text if opened else text]
+        closed, self.thinking, self.answered = self.thinking, False, True
+        return [THINK_END + text if closed else text]
 
 
 def _hung_before_text(exc: openai.OpenAIError, received_text: bool) -> bool:
@@ -253,21 +259,20 @@ def _stream_error_message(exc: openai.OpenAIError, received_text: bool) -> str:
     return _error_message(exc)
 
 
-async def provider_warm(*, within: float = 5.0) -> bool:
-    """Make this process's client and its first connection to the provider before a user
-    needs them, by listing the models (no tokens spent). Measured: making the client cost
-    ~60 ms of CPU and the SDK's first request in a process ~50 ms more than the next, which
-    the first user of each serving process paid. False when that did not work (no provider,
-    or it is unreachable for now): nothing else depends on it."""
-    provider = provider_get()
+async def provider_reachable(*, within: float = 5.0, endpoint: Endpoint | None = None) -> bool:
+    """Whether the provider (the default one when None) lists its models within `within`
+    seconds (no tokens spent). Called as each serving process starts, it also makes the
+    process's client and its first connection before a user needs them. Measured: making
+    the client cost ~60 ms of CPU and the SDK's first request in a process ~50 ms more
+    than the next, which the first user of each serving process paid."""
+    provider = endpoint or provider_get()
     if provider is None:
         return False
-    client = _client_for(provider)
     try:
         async with asyncio.timeout(within):
-            await client.models.list()
+            await models_list(provider)
     except (openai.OpenAIError, TimeoutError) as exc:
-        logger.info("Could not warm up the connection to the provider (%s)", type(exc).__name__)
+        logger.info("Could not reach the provider %s (%s)", provider.name, type(exc).__name__)
         return False
     return True
 
@@ -280,28 +285,30 @@ class CheckStep:
     milliseconds: float
 
 
-async def provider_check() -> list[CheckStep]:
-    """Check the configured provider step by step; stops at the first step that fails."""
-    provider = provider_get()
+async def provider_check(*, endpoint: Endpoint | None = None, model: str = "") -> list[CheckStep]:
+    """Check a provider (the default one when None) step by step; stops at the first step
+    that fails. `model` is the one to try (OPENAI_MODEL when empty)."""
+    provider = endpoint or provider_get()
     if provider is None:
         return [CheckStep("configuration", False, "no OPENAI_API_KEY or OPENAI_BASE_URL set", 0.0)]
-    steps = [CheckStep("configuration", True, provider.label, 0.0)]
-    client = _client_for(provider)
+    model = model or settings.OPENAI_MODEL
+    steps = [CheckStep("configuration", True, f"{provider.name}: {model} at {provider.base_url}", 0.0)]
+    client = client_for(provider)
     loop = asyncio.get_running_loop()
 
     started = loop.time()
     try:
-        models = [model.id async for model in client.models.list()]
+        models = await models_list(provider)
     except openai.OpenAIError as exc:
         steps.append(CheckStep("reach the base URL", False, _error_message(exc), _ms(loop, started)))
         return steps
     steps.append(CheckStep("reach the base URL", True, f"{len(models)} models listed", _ms(loop, started)))
-    listed = provider.model in models
+    listed = model in models
     steps.append(
         CheckStep(
             "model listed",
             listed,
-            provider.model if listed else f"{provider.model} is not among: {', '.join(models[:10])}",
+            model if listed else f"{model} is not among: {', '.join(models[:10])}",
             0.0,
         )
     )
@@ -311,7 +318,7 @@ async def provider_check() -> list[CheckStep]:
     started = loop.time()
     try:
         completion = await client.chat.completions.create(
-            model=provider.model,
+            model=model,
             messages=[ChatMessage(role="user", content="Say OK.").as_param()],
             max_tokens=1,
         )

@@ -22,6 +22,9 @@ class Conversation(models.Model):
     # The exact prompt the conversation started with: a later admin edit to the
     # role must not silently change what an old conversation was built on.
     system_prompt = models.TextField(_("system prompt"))
+    # Which model writes the next reply: the role's at first, then what the user picks.
+    # An empty provider is the .env one (providers.models.DEFAULT_PROVIDER).
+    provider = models.CharField(_("provider"), max_length=50, blank=True)
     model = models.CharField(_("model"), max_length=200, blank=True)
     temperature = models.DecimalField(
         _("temperature"), max_digits=3, decimal_places=2, default=Decimal("0.70")
@@ -56,13 +59,20 @@ class Message(models.Model):
     )
     author = models.CharField(_("author"), max_length=10, choices=Author.choices)
     content = models.TextField(_("content"), blank=True)
+    # The model's "thinking" before its answer, when it shows it: kept and shown, never
+    # sent back upstream.
+    reasoning = models.TextField(_("reasoning"), blank=True)
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.COMPLETE)
     error = models.TextField(_("error"), blank=True, help_text=_("User-facing reason when status is error."))
+    # The model that wrote this reply, and its provider's name.
+    provider = models.CharField(_("provider"), max_length=50, blank=True)
     model = models.CharField(_("model"), max_length=200, blank=True)
     prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
     # From the reply's start to the model's first text; empty when no text came.
     first_token_ms = models.PositiveIntegerField(_("time to first token (ms)"), null=True, blank=True)
+    # From the reply's start to its answer's first text, when it reasoned first.
+    reasoning_ms = models.PositiveIntegerField(_("thinking time (ms)"), null=True, blank=True)
     # A turn is one user message and the reply to it (1, 2, 3...). Regenerating or editing
     # the last turn adds versions of it; the earlier ones are kept, superseded, so the
     # user can flip back. Superseded messages are neither shown nor sent upstream.
@@ -165,3 +175,43 @@ class UserLimit(models.Model):
 
     def __str__(self) -> str:
         return f"Limits of {self.user}"
+
+
+def _attachment_path(attachment: "Attachment", filename: str) -> str:
+    # A random name: nothing of the user's file name, and nothing to guess.
+    extension = filename.rsplit(".", 1)[-1].lower()
+    return f"attachments/{attachment.owner_id}/{uuid.uuid4().hex}.{extension}"
+
+
+class Attachment(models.Model):
+    """An image a user attached to a message (re-encoded: conversations.images)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+        verbose_name=_("owner"),
+    )
+    # Empty from the upload until the message it goes with is sent.
+    message = models.ForeignKey(
+        Message,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="attachments",
+        verbose_name=_("message"),
+    )
+    file = models.FileField(_("file"), upload_to=_attachment_path)
+    content_type = models.CharField(_("content type"), max_length=50)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    size = models.PositiveIntegerField(_("size (bytes)"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+
+    def __str__(self) -> str:
+        return f"{self.content_type} {self.width}×{self.height}"

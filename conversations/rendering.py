@@ -8,6 +8,7 @@ URLs or htmx attributes.
 
 import hashlib
 import re
+from dataclasses import dataclass
 
 import nh3
 from django.core.cache import cache
@@ -17,6 +18,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
+
+from conversations.reasoning import Splitter, reasoning_split
 
 # Bump when the rendering or the allow-list changes, so cached HTML is redone.
 RENDER_VERSION = 1
@@ -172,3 +175,39 @@ class MarkdownStream:
         """The blocks finished since the last call, and the unfinished tail, as safe HTML."""
         done, self._done = "".join(self._done), []
         return Markup(done), Markup(_render(self.text[self.committed :], renderer=_markdown_tail))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What one delta changes on the page: see templates/chat/frames/delta.html."""
+
+    done: Markup  # answer blocks finished by this delta
+    tail: Markup  # the answer's unfinished last block, again
+    thinking: str  # reasoning text to add to the live "Thinking" block
+    thought: bool  # the reasoning has just ended: the block closes
+    reasoning: str  # all the reasoning so far
+
+
+class ReplyStream:
+    """A reply as the page shows it while it is written: its thinking, then its answer."""
+
+    def __init__(self, known: str = "") -> None:
+        reasoning, answer = reasoning_split(known)
+        self.splitter = Splitter(known)
+        self.reasoning = reasoning
+        self.answer = MarkdownStream(answer)
+
+    def feed(self, delta: str) -> Frame:
+        thinking: list[str] = []
+        thought = False
+        for piece in self.splitter.feed(delta):
+            if piece.kind == "reasoning":
+                thinking.append(piece.text)
+            elif piece.kind == "thought":
+                thought = True
+            else:
+                self.answer.feed(piece.text)
+        added = "".join(thinking)
+        self.reasoning += added
+        done, tail = self.answer.take()
+        return Frame(done=done, tail=tail, thinking=added, thought=thought, reasoning=self.reasoning)

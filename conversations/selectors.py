@@ -8,8 +8,10 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from conversations.images import attachment_data_url
 from conversations.llm import ChatMessage
 from conversations.models import ApiToken, Conversation, Message
+from conversations.reasoning import reasoning_join
 
 SIDEBAR_LIMIT = 200
 
@@ -63,7 +65,12 @@ def conversation_get(*, owner: AbstractBaseUser | AnonymousUser, conversation_id
 
 def message_list(*, conversation: Conversation) -> list[Message]:
     """The conversation as it stands: earlier versions of the last turn are left out."""
-    return list(conversation.messages.filter(superseded=False).select_related("feedback").order_by("id"))
+    return list(
+        conversation.messages.filter(superseded=False)
+        .select_related("feedback")
+        .prefetch_related("attachments")
+        .order_by("id")
+    )
 
 
 @dataclass(frozen=True)
@@ -122,9 +129,9 @@ def exchange_get(
     """A user message and the reply to it, if both are the owner's."""
     messages = {
         m.pk: m
-        for m in Message.objects.select_related("conversation__role").filter(
-            pk__in=[user_message_id, reply_id], conversation__owner_id=owner.pk
-        )
+        for m in Message.objects.select_related("conversation__role")
+        .prefetch_related("attachments")
+        .filter(pk__in=[user_message_id, reply_id], conversation__owner_id=owner.pk)
     }
     if user_message_id not in messages or reply_id not in messages:
         return None
@@ -142,11 +149,16 @@ def _counts_as_context(message: Message) -> bool:
 
 
 def context_history(
-    *, conversation: Conversation, before_id: int | None = None, rounds: int | None = None
+    *,
+    conversation: Conversation,
+    before_id: int | None = None,
+    rounds: int | None = None,
+    images: bool = False,
 ) -> list[ChatMessage]:
     """The system prompt and the most recent `rounds` rounds before message `before_id`.
 
-    A round starts at a user message and holds the replies to it.
+    A round starts at a user message and holds the replies to it. With `images` (the
+    model reads them), the images of those messages go too; without, their text only.
     """
     rounds = settings.CHAT_CONTEXT_ROUNDS if rounds is None else rounds
     history = conversation.messages.filter(superseded=False).order_by("id")
@@ -155,12 +167,18 @@ def context_history(
     round_starts = list(
         history.filter(author=Message.Author.USER).order_by("-id").values_list("id", flat=True)[:rounds]
     )
+    if images:
+        history = history.prefetch_related("attachments")
     recent: Sequence[Message] = (
         list(history.filter(id__gte=round_starts[-1])) if rounds > 0 and round_starts else []
     )
     messages = [ChatMessage(role="system", content=conversation.system_prompt)]
     messages.extend(
-        ChatMessage(role=message.author, content=message.content)
+        ChatMessage(
+            role=message.author,
+            content=message.content,
+            images=tuple(attachment_data_url(a) for a in message.attachments.all()) if images else (),
+        )
         for message in recent
         if _counts_as_context(message)
     )
@@ -172,7 +190,9 @@ def conversation_list_for_export(*, owner: AbstractBaseUser | AnonymousUser) -> 
     return (
         Conversation.objects.filter(owner_id=owner.pk)
         .select_related("role")
-        .prefetch_related(Prefetch("messages", queryset=Message.objects.order_by("id")))
+        .prefetch_related(
+            Prefetch("messages", queryset=Message.objects.order_by("id").prefetch_related("attachments"))
+        )
         .order_by("created_at")
     )
 
@@ -194,7 +214,7 @@ def api_token_list(*, username: str | None = None) -> QuerySet[ApiToken]:
 class ReplySettled:
     status: str
     error: str
-    content: str
+    content: str  # the engine's text: reasoning and answer (conversations.reasoning)
 
 
 async def reply_settled(reply_id: int) -> ReplySettled | None:
@@ -202,9 +222,14 @@ async def reply_settled(reply_id: int) -> ReplySettled | None:
 
     For watchers (hub.follow) whose end event never came; a deleted reply is over.
     """
-    state = await Message.objects.filter(pk=reply_id).values_list("status", "error", "content").afirst()
+    state = (
+        await Message.objects.filter(pk=reply_id)
+        .values_list("status", "error", "content", "reasoning")
+        .afirst()
+    )
     if state is None:
         return ReplySettled(status=Message.Status.STOPPED, error="", content="")
-    if state[0] == Message.Status.STREAMING:
+    status, error, content, reasoning = state
+    if status == Message.Status.STREAMING:
         return None
-    return ReplySettled(status=state[0], error=state[1], content=state[2])
+    return ReplySettled(status=status, error=error, content=reasoning_join(reasoning, content))

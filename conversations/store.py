@@ -14,11 +14,15 @@ from redis.exceptions import RedisError
 from conversations import generation, replylog
 from conversations.llm import Usage
 from conversations.models import Conversation, Message
+from conversations.reasoning import reasoning_split
 
 
 def reply_checkpoint(*, reply_id: int, content: str) -> None:
-    """Save a long reply's text so far; it stays `streaming`."""
-    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(content=content)
+    """Save a long reply's text so far (the engine's: reasoning and answer); it stays `streaming`."""
+    reasoning, answer = reasoning_split(content)
+    Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        content=answer, reasoning=reasoning
+    )
 
 
 def reply_finish(
@@ -29,12 +33,17 @@ def reply_finish(
     error: str,
     usage: Usage | None,
     first_token_ms: int | None = None,
+    reasoning_ms: int | None = None,
 ) -> None:
-    """Write a finished reply once: its whole text, status, token usage and first-token time."""
+    """Write a finished reply once: its whole text (the engine's: its reasoning is kept
+    apart), status, token usage, first-token and thinking times."""
     updated = timezone.now()
+    reasoning, answer = reasoning_split(content)
     with transaction.atomic():
         Message.objects.filter(pk=reply_id).update(
-            content=content,
+            content=answer,
+            reasoning=reasoning,
+            reasoning_ms=reasoning_ms if reasoning else None,
             status=status,
             error=error,
             prompt_tokens=usage.prompt_tokens if usage else None,
@@ -59,7 +68,7 @@ def reply_reap_orphans(*, running: set[int]) -> int:
     candidates = list(
         Message.objects.filter(status=Message.Status.STREAMING)
         .exclude(pk__in=running)
-        .only("id", "content", "conversation_id")
+        .only("id", "content", "reasoning", "conversation_id")
     )
     held = replylog.active_held(conversation_ids=[m.conversation_id for m in candidates])
     orphans = [m for m in candidates if str(m.conversation_id) not in held]
@@ -70,9 +79,13 @@ def reply_reap_orphans(*, running: set[int]) -> int:
             snapshot = replylog.snapshot(reply_id=reply.pk)
         except RedisError:  # Redis unreachable: keep what the database has
             snapshot = None
+        reasoning, answer = (
+            reasoning_split(snapshot.text) if snapshot and snapshot.text else (reply.reasoning, reply.content)
+        )
         # Only if still streaming: its job may have finished it since it was selected.
         reaped += Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(
-            content=(snapshot.text if snapshot else "") or reply.content,
+            content=answer,
+            reasoning=reasoning,
             status=Message.Status.INTERRUPTED,
             error=error,
             updated_at=timezone.now(),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import operator_views, views
+from conversations import attachment_views, operator_views, views
 
 app_name = "chat"
 
@@ -12,6 +12,9 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/export/", views.conversation_export, name="export"),
     path("replies/<int:reply_id>/feedback/", views.reply_feedback, name="feedback"),
     path("conversations/export/", views.conversations_export, name="export_all"),
+    # Images for a message: uploaded before it is sent, then served to their owner only.
+    path("attachments/", attachment_views.attachment_upload, name="attachment_upload"),
+    path("attachments/<int:attachment_id>/", attachment_views.attachment_file, name="attachment"),
     # For load balancers and operators: no sign-in, no secrets.
     path("healthz", operator_views.healthz, name="healthz"),
     # Prometheus: staff, or METRICS_TOKEN as a bearer token.

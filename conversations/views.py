@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 
 from conversations import export, feedback, replylog, services
 from conversations.models import Conversation, Message
+from conversations.reasoning import reasoning_join
 from conversations.selectors import (
     conversation_get,
     conversation_get_for_export,
@@ -18,6 +19,7 @@ from conversations.selectors import (
     message_streaming,
     turn_versions,
 )
+from providers.selectors import conversation_model_value, model_groups
 from roles.selectors import role_list_active
 
 
@@ -40,16 +42,19 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
             "streaming": streaming,
             "streaming_text": streaming_text,
             "roles": role_list_active(),
+            "model_groups": model_groups(),
+            "model_current": conversation_model_value(conversation) if conversation else "",
             "versions": turn_versions(conversation=conversation) if conversation else None,
         },
     )
 
 
 def _text_so_far(reply: Message) -> str:
+    saved = reasoning_join(reply.reasoning, reply.content)  # the last checkpoint
     try:
-        return replylog.snapshot(reply_id=reply.pk).text or reply.content
-    except RedisError:  # Redis is down: the last checkpoint
-        return reply.content
+        return replylog.snapshot(reply_id=reply.pk).text or saved
+    except RedisError:  # Redis is down
+        return saved
 
 
 def _get_owned(request: HttpRequest, conversation_id: object) -> Conversation:

@@ -32,7 +32,7 @@ class RoleAdmin(admin.ModelAdmin):
         # One pair per supported language other than the default (settings.LANGUAGES).
         (_("Chinese"), {"fields": ["name_zh_hans", "description_zh_hans"]}),
         (_("Prompt"), {"fields": ["system_prompt"]}),
-        (_("Model"), {"fields": ["model", "temperature"]}),
+        (_("Model"), {"fields": ["provider", "model", "model_pinned", "temperature"]}),
         (_("History"), {"fields": ["created_at", "updated_at"]}),
     ]
     actions = ["activate", "deactivate"]

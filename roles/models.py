@@ -48,11 +48,22 @@ class Role(models.Model):
     system_prompt = models.TextField(
         _("system prompt"), help_text=_("Sent to the model; never shown to users.")
     )
+    provider = models.CharField(
+        _("provider"),
+        max_length=50,
+        blank=True,
+        help_text=_("Name of the provider of this role's model; empty is the one in .env."),
+    )
     model = models.CharField(
         _("model"),
         max_length=200,
         blank=True,
-        help_text=_("Optional model name for this role; empty uses OPENAI_MODEL."),
+        help_text=_("Optional model name for this role; empty uses the provider's first (OPENAI_MODEL)."),
+    )
+    model_pinned = models.BooleanField(
+        _("model pinned"),
+        default=False,
+        help_text=_("Users cannot pick another model for this role's conversations."),
     )
     temperature = models.DecimalField(
         _("temperature"), max_digits=3, decimal_places=2, default=Decimal("0.70")

@@ -22,6 +22,7 @@ from django_redis import get_redis_connection
 from chatsite.embedded_redis import EmbeddedRedis, free_port
 from conversations import hub
 from conversations.models import Message
+from providers.models import Provider, ProviderModel
 from roles.services import role_load_builtins
 from tests.fake_openai import FakeOpenAI
 
@@ -53,6 +54,23 @@ def fake_openai(settings) -> Iterator[FakeOpenAI]:
         settings.OPENAI_MODEL = "fake-model"
         settings.CHAT_STREAM_INTERVAL = 0.0
         yield server
+
+
+@pytest.fixture
+def second_fake() -> Iterator[FakeOpenAI]:
+    """Another real OpenAI-compatible server: a second provider, with models of its own."""
+    with FakeOpenAI(model="second-large", listed=["second-large", "second-vision"]) as server:
+        yield server
+
+
+def second_provider_add(server: FakeOpenAI, *, api_key: str = "second-secret-key") -> Provider:
+    """The second fake as a provider the admin added, with its two models enabled."""
+    provider = Provider(name="second", label="Second Cloud", base_url=server.base_url)
+    provider.api_key = api_key
+    provider.save()
+    ProviderModel.objects.create(provider=provider, name="second-large", label="Second Large", reasoning=True)
+    ProviderModel.objects.create(provider=provider, name="second-vision", label="Second Vision", vision=True)
+    return provider
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ REDIS_URL is in the environment when chatsite.settings is imported.
 """
 
 import os
+import shutil
 from collections.abc import Generator
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
     # One database file per run: two runs at once (two checkouts' worth of work on
     # one machine, or a developer and a hook) must not share it.
     os.environ.setdefault("SQLITE_TEST_PATH", str(var / f"test-{os.getpid()}.sqlite3"))
+    # Uploaded images of this run (its server processes inherit the environment).
+    os.environ["MEDIA_ROOT"] = str(var / f"test-media-{os.getpid()}")
     return (yield)
 
 
@@ -41,3 +44,4 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         Path(os.environ["SQLITE_TEST_PATH"]).name + "*"
     ):
         leftover.unlink(missing_ok=True)
+    shutil.rmtree(os.environ["MEDIA_ROOT"], ignore_errors=True)

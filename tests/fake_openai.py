@@ -51,6 +51,11 @@ class Reply:
     """
 
     tokens: list[str]
+    # Streamed before the tokens, each as `delta.<reasoning_field>`, as reasoning models do
+    # (DeepSeek, Qwen, vLLM and llama.cpp send `reasoning_content`; others `reasoning`).
+    # The hang and drop counts run over both: reasoning first, then the tokens.
+    reasoning: tuple[str, ...] = ()
+    reasoning_field: str = "reasoning_content"
     delay: float = 0.0
     status: int = 200
     retry_after: float | None = None
@@ -76,8 +81,9 @@ class RecordedRequest:
 class FakeOpenAI:
     """OpenAI-compatible server on 127.0.0.1, serving from a daemon thread."""
 
-    def __init__(self, model: str = "fake-model") -> None:
+    def __init__(self, model: str = "fake-model", *, listed: list[str] | None = None) -> None:
         self.model = model
+        self.listed = listed if listed is not None else [model]  # what GET /v1/models lists
         self._cond = threading.Condition()
         self._replies: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
@@ -272,8 +278,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path != "/v1/models":
             self._send_error(404, f"Unknown path {self.path}")
             return
-        model = {"id": self.server.fake.model, "object": "model", "created": 0, "owned_by": "fake"}
-        self._send_json(200, {"object": "list", "data": [model]})
+        models = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "fake"}
+            for name in self.server.fake.listed
+        ]
+        self._send_json(200, {"object": "list", "data": models})
 
     def do_POST(self) -> None:
         body = self._read_json()
@@ -319,7 +328,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             fake._record(request)
             self._send_event(chunk.delta({"role": "assistant", "content": ""}))
-            for sent in range(len(reply.tokens) + 1):
+            deltas = [{reply.reasoning_field: r} for r in reply.reasoning] + [
+                {"content": token} for token in reply.tokens
+            ]
+            for sent in range(len(deltas) + 1):
                 if sent == reply.drop_after_tokens:
                     self._drop()
                     return
@@ -327,11 +339,11 @@ class _Handler(BaseHTTPRequestHandler):
                     if not self._hold(None, generation):
                         return
                     generation = fake._release_generation_now()
-                if sent == len(reply.tokens):
+                if sent == len(deltas):
                     break
                 if reply.delay and not self._hold(reply.delay, generation):
                     return
-                self._send_event(chunk.delta({"content": reply.tokens[sent]}))
+                self._send_event(chunk.delta(deltas[sent]))
             self._send_event(chunk.delta({}, finish_reason="stop"))
             if include_usage and reply.send_usage:
                 self._send_event(chunk.usage(_usage(request.body, reply)))

@@ -31,7 +31,7 @@
       // While an IME is composing (Chinese, Japanese...), Enter picks a candidate.
       if (event.isComposing || event.keyCode === 229) { return; }
       event.preventDefault();
-      if (box.value.trim()) { box.form.requestSubmit(); }
+      if (box.value.trim() || attachedCount() > 0) { box.form.requestSubmit(); }
       return;
     }
     if (event.key === "Escape") {
@@ -270,6 +270,15 @@
     }
   });
 
+  // Regenerate and edit are written by the model the picker shows now, like a new message.
+  document.addEventListener("htmx:wsConfigSend", function (event) {
+    var action = event.detail.parameters.action;
+    var picker = document.getElementById("model-select");
+    if (picker && picker.value && (action === "regenerate" || action === "edit")) {
+      event.detail.parameters.model = picker.value;
+    }
+  });
+
   document.addEventListener("htmx:wsBeforeSend", function (event) {
     var error = document.getElementById("composer-error");
     if (error) { error.textContent = ""; }
@@ -297,6 +306,94 @@
     addCodeButtons();
     // Close the phone sidebar after a conversation starts.
     if (drawerOpen()) { setDrawer(false, false); }
+  });
+
+  // --- Images: attached by the button, by paste, or by dropping them on the composer ----
+  // Each is uploaded at once (checked and re-encoded by the server); the message then
+  // sends their ids. A refused one says why, under the composer.
+  function attachments() { return document.getElementById("attachments"); }
+  function attachedCount() {
+    var box = attachments();
+    return box ? box.querySelectorAll("input[name=attachments]").length : 0;
+  }
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; }
+    catch (e) { return ""; }
+  }
+  function showComposerError(text) {
+    var error = document.getElementById("composer-error");
+    if (error) { error.textContent = text; }
+  }
+  function upload(file) {
+    var box = attachments();
+    if (!box || !file || file.type.indexOf("image/") !== 0) { return; }
+    if (box.children.length >= Number(box.dataset.max || 4)) { return; }
+    var chip = document.createElement("span");
+    chip.className = "attachment-chip uploading";
+    var preview = document.createElement("img");
+    preview.alt = "";
+    chip.appendChild(preview);
+    var remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "attachment-remove";
+    remove.textContent = "×";
+    remove.title = box.dataset.remove || "Remove";
+    remove.setAttribute("aria-label", remove.title);
+    chip.appendChild(remove);
+    box.appendChild(chip);
+    var body = new FormData();
+    body.append("file", file);
+    fetch(box.dataset.upload, {
+      method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() }
+    }).then(function (response) {
+      return response.json().then(function (data) { return { ok: response.ok, data: data }; });
+    }).then(function (result) {
+      if (!result.ok) { throw new Error((result.data.error || {}).message || "Upload failed"); }
+      preview.src = result.data.url;  // the stored image, as the model will see it
+      var id = document.createElement("input");
+      id.type = "hidden";
+      id.name = "attachments";
+      id.value = String(result.data.id);
+      chip.appendChild(id);
+      chip.classList.remove("uploading");
+    }).catch(function (error) {
+      chip.remove();
+      showComposerError(error.message);
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.id !== "attach-input") { return; }
+    Array.prototype.forEach.call(event.target.files || [], upload);
+    event.target.value = "";
+  });
+  document.addEventListener("paste", function (event) {
+    if (event.target !== input() || !event.clipboardData) { return; }
+    var files = Array.prototype.filter.call(event.clipboardData.files || [], function (file) {
+      return file.type.indexOf("image/") === 0;
+    });
+    if (files.length) { event.preventDefault(); files.forEach(upload); }
+  });
+  document.addEventListener("click", function (event) {
+    var remove = event.target.closest && event.target.closest(".attachment-remove");
+    if (remove) { remove.parentElement.remove(); }
+  });
+  ["dragenter", "dragover"].forEach(function (type) {
+    document.addEventListener(type, function (event) {
+      var composer = event.target.closest && event.target.closest("#composer");
+      if (!composer || !event.dataTransfer || Array.prototype.indexOf.call(event.dataTransfer.types, "Files") < 0) { return; }
+      event.preventDefault();
+      composer.classList.add("dragging");
+    });
+  });
+  ["dragleave", "drop"].forEach(function (type) {
+    document.addEventListener(type, function (event) {
+      var composer = document.getElementById("composer");
+      if (composer) { composer.classList.remove("dragging"); }
+      if (type === "drop" && event.target.closest && event.target.closest("#composer") && event.dataTransfer) {
+        event.preventDefault();
+        Array.prototype.forEach.call(event.dataTransfer.files || [], upload);
+      }
+    });
   });
 
   function setConnection(state) {

@@ -103,7 +103,8 @@ def test_a_missing_build_tool_is_a_clear_reason(monkeypatch: pytest.MonkeyPatch,
 async def test_the_app_streams_a_reply_from_the_local_model(
     server: LocalModelServer, alice, builtin_roles, settings
 ):
-    from conversations.services import conversation_create, message_send
+    from conversations.sending import message_send
+    from conversations.services import conversation_create
     from tests.conftest import wait_for_reply
 
     settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = server.base_url, server.api_key

@@ -427,7 +427,8 @@ def test_history_messages_carry_their_status_error_and_times(client, alice_token
 
     message = response.json()["messages"][0]
     assert set(message) == {
-        "id", "author", "role", "content", "status", "error", "created_at", "updated_at", "usage", "feedback"
+        "id", "author", "role", "content", "reasoning", "reasoning_ms", "status", "error",
+        "created_at", "updated_at", "usage", "feedback", "images",
     }  # fmt: skip
     assert (message["status"], message["error"]) == ("complete", "")
 

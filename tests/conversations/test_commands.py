@@ -10,6 +10,7 @@ from django.utils import timezone
 from conversations.models import ApiToken, Conversation, Message
 from conversations.services import conversation_create
 from conversations.tokens import api_token_authenticate
+from tests.conftest import second_provider_add
 from tests.fake_openai import Reply
 
 # `chat` runs its own event loop; its database work happens on another connection.
@@ -118,6 +119,24 @@ def test_llm_check_fails_when_the_provider_is_unreachable(settings):
 
     with pytest.raises(CommandError, match="reach the base URL"):
         run("llm_check")
+
+
+@pytest.mark.django_db
+def test_llm_check_checks_a_provider_added_in_the_admin_with_its_first_model(fake_openai, second_fake):
+    second_provider_add(second_fake)
+
+    out, _ = run("llm_check", "--provider", "second")
+
+    assert "ok   model listed: second-large" in out
+    assert second_fake.requests[-1].body["model"] == "second-large"
+    assert second_fake.requests[-1].headers["authorization"] == "Bearer second-secret-key"
+    assert fake_openai.requests == []
+
+
+@pytest.mark.django_db
+def test_llm_check_of_an_unknown_provider_fails(fake_openai):
+    with pytest.raises(CommandError, match="No enabled provider is named 'nowhere'"):
+        run("llm_check", "--provider", "nowhere")
 
 
 def test_llm_check_fails_without_a_provider(no_provider):

@@ -9,7 +9,8 @@ from channels.testing import WebsocketCommunicator
 from chatsite.asgi import application
 from conversations import generation
 from conversations.models import Conversation, Message
-from conversations.services import conversation_create, message_send
+from conversations.sending import message_send
+from conversations.services import conversation_create
 from tests.conftest import frames_until, session_cookie_for, wait_for_reply
 from tests.fake_openai import Reply
 
@@ -269,7 +270,7 @@ async def test_a_second_tab_shows_a_reply_started_in_the_first(alice, builtin_ro
 
 
 async def test_a_reply_started_from_the_api_shows_in_an_open_tab(alice, builtin_roles, fake_openai):
-    from conversations.services import message_send
+    from conversations.sending import message_send
 
     conversation = await acreate(owner=alice)
     tab, _, _ = await connect(alice, f"/ws/chat/{conversation.pk}/")
@@ -283,7 +284,7 @@ async def test_a_reply_started_from_the_api_shows_in_an_open_tab(alice, builtin_
 
 
 async def test_another_users_tab_hears_nothing(alice, bob, builtin_roles, fake_openai):
-    from conversations.services import message_send
+    from conversations.sending import message_send
 
     conversation = await acreate(owner=alice)
     bobs_conversation = await acreate(owner=bob)

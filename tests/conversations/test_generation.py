@@ -9,13 +9,8 @@ from django_redis import get_redis_connection
 
 from conversations import generation, hub, lifecycle, replylog
 from conversations.models import Message
-from conversations.services import (
-    ChatError,
-    conversation_create,
-    conversation_delete,
-    message_send,
-    reply_stop,
-)
+from conversations.sending import message_send
+from conversations.services import ChatError, conversation_create, conversation_delete, reply_stop
 from conversations.store import reply_reap_orphans
 from tests.conftest import wait_for_reply
 from tests.fake_openai import Reply

@@ -11,7 +11,8 @@ from django.test import AsyncClient, Client
 
 from conversations import limits
 from conversations.models import Message, UserLimit
-from conversations.services import ChatError, conversation_create, message_send, reply_stop
+from conversations.sending import message_send
+from conversations.services import ChatError, conversation_create, reply_stop
 from conversations.tokens import api_token_create
 from tests.conftest import PASSWORD, wait_for_reply
 from tests.fake_openai import Reply

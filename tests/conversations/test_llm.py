@@ -4,6 +4,9 @@ import pytest
 
 from conversations import llm
 from conversations.llm import ChatMessage, ProviderError, ProviderNotConfigured, Usage
+from conversations.reasoning import THINK_END, THINK_START
+from providers import clients
+from providers.clients import client_for
 from tests.fake_openai import Reply
 
 HELLO = [ChatMessage(role="user", content="hello")]
@@ -107,7 +110,7 @@ async def test_one_client_is_reused_within_a_loop(fake_openai):
     provider = llm.provider_get()
     assert provider is not None
 
-    assert llm._client_for(provider) is llm._client_for(provider)
+    assert client_for(provider) is client_for(provider)
 
 
 def test_a_base_url_without_a_key_still_configures_a_provider(settings):
@@ -121,11 +124,11 @@ def test_a_base_url_without_a_key_still_configures_a_provider(settings):
 
 
 async def test_warming_up_makes_the_processs_client_before_a_user_needs_it(fake_openai):
-    assert await llm.provider_warm() is True
+    assert await llm.provider_reachable() is True
 
     provider = llm.provider_get()
     assert provider is not None
-    assert llm._clients[asyncio.get_running_loop()][0] == provider  # the one the first reply uses
+    assert list(clients._clients[asyncio.get_running_loop()]) == [provider]  # the one the first reply uses
 
 
 async def test_warming_up_an_unreachable_provider_fails_quietly(settings):
@@ -134,8 +137,41 @@ async def test_warming_up_an_unreachable_provider_fails_quietly(settings):
     settings.OPENAI_BASE_URL = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     settings.OPENAI_MAX_RETRIES = 0
 
-    assert await llm.provider_warm(within=3) is False
+    assert await llm.provider_reachable(within=3) is False
 
 
 async def test_with_no_provider_there_is_nothing_to_warm_up(no_provider):
-    assert await llm.provider_warm() is False
+    assert await llm.provider_reachable() is False
+
+
+async def test_reasoning_content_comes_first_marked_off_from_the_answer(fake_openai):
+    fake_openai.queue_reply(Reply(reasoning=("Two and ", "two."), tokens=["Four", "."]))
+
+    items = [item for item in await collect() if isinstance(item, str)]
+
+    assert "".join(items) == f"{THINK_START}Two and two.{THINK_END}Four."
+    assert items[0] == f"{THINK_START}Two and "  # the first delta already says what it is
+
+
+async def test_a_reasoning_field_named_reasoning_is_read_too(fake_openai):
+    fake_openai.queue_reply(Reply(reasoning=("hmm",), reasoning_field="reasoning", tokens=["Yes"]))
+
+    items = [item for item in await collect() if isinstance(item, str)]
+
+    assert "".join(items) == f"{THINK_START}hmm{THINK_END}Yes"
+
+
+async def test_inline_think_tags_in_the_content_become_reasoning(fake_openai):
+    fake_openai.queue_reply(Reply(tokens=["<thi", "nk>Let me", " see</think>", "\n\nFour."]))
+
+    items = [item for item in await collect() if isinstance(item, str)]
+
+    assert "".join(items) == f"{THINK_START}Let me see{THINK_END}Four."
+
+
+async def test_the_markers_in_a_providers_text_are_taken_out(fake_openai):
+    fake_openai.queue_reply(Reply(tokens=[f"a{THINK_START}b{THINK_END}c"]))
+
+    items = [item for item in await collect() if isinstance(item, str)]
+
+    assert items == ["abc"]

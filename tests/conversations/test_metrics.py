@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conversations import generation, hub
 from conversations.replylog import Event
-from conversations.services import ChatError, conversation_create, message_send
+from conversations.sending import message_send
+from conversations.services import ChatError, conversation_create
 from tests.conftest import make_user, wait_for_reply
 from tests.fake_openai import Reply
 

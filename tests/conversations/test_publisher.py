@@ -7,7 +7,8 @@ from asgiref.sync import sync_to_async
 
 from conversations import hub
 from conversations.models import Message
-from conversations.services import conversation_create, message_send
+from conversations.sending import message_send
+from conversations.services import conversation_create
 from tests.conftest import make_user
 from tests.fake_openai import Reply
 

@@ -8,15 +8,8 @@ from django_redis import get_redis_connection
 from conversations import hub
 from conversations.models import Conversation, Message
 from conversations.selectors import message_list, turn_versions
-from conversations.services import (
-    ChatError,
-    conversation_create,
-    message_edit,
-    message_send,
-    reply_regenerate,
-    reply_stop,
-    reply_version_select,
-)
+from conversations.sending import message_edit, message_send, reply_regenerate
+from conversations.services import ChatError, conversation_create, reply_stop, reply_version_select
 from roles.models import Role
 from tests.conftest import wait_for_reply
 from tests.fake_openai import Reply

@@ -6,7 +6,8 @@ from django.urls import reverse
 
 from conversations import limits
 from conversations.models import ApiToken
-from conversations.services import ChatError, conversation_create, message_send
+from conversations.sending import message_send
+from conversations.services import ChatError, conversation_create
 from roles.models import Role
 from roles.selectors import role_list_active
 from tests.conftest import wait_for_reply

@@ -28,6 +28,8 @@ async def world(bob, builtin_roles, fake_openai, settings, fast_password_hashing
     and the attacker, Bob, with objects of his own."""
     # The victim's reply being written must not be saved half way while the sweep compares.
     settings.CHAT_CHECKPOINT_SECONDS = 3600
+    # The model reads images: a send naming the victim's image gets as far as it can.
+    settings.OPENAI_MODEL_VISION = True
     markers: dict[str, str] = {}
     victim = await sync_to_async(make_user)(marker(markers, "username"))
     victim_owner = Owner(victim, fake=fake_openai, markers=markers)

@@ -78,13 +78,26 @@ ROUTES: dict[str, Declared] = {
     "api-chat-start": Declared(POST, {"role": Text(), "title": Text("Bob's"), **LEGACY}, api=True),
     "api-chat-stream": Declared(
         GET | POST,
-        {"session_id": "conversation", "message": Text("Bob's words"), "role": Text(), **LEGACY},
+        {
+            "session_id": "conversation",
+            "message": Text("Bob's words"),
+            "role": Text(),
+            # A model of the site's providers: the same for every user, nobody's data.
+            "provider": Text(),
+            "model": Text(),
+            # An image sent with the message: made from these bytes, the caller's own.
+            "image_data": Text(),
+            "image_type": Text(),
+            **LEGACY,
+        },
         api=True,
     ),
     "api-chat-history": Declared(GET, {"session_id": "conversation", **LEGACY}, api=True),
     "api-chat-sessions": Declared(GET, {"before": "conversation", "limit": Text("10"), **LEGACY}, api=True),
     "api-chat-session": Declared(DELETE, {"session_id": "conversation", **LEGACY}, api=True),
     "api-roles": Declared(GET, LEGACY, api=True),
+    # The site's providers and models: the same for every user, never a key or a URL.
+    "api-providers": Declared(GET, LEGACY, api=True),
     "^chat/": Declared(frozenset(SWEPT_METHODS), api=True),  # the API's catch-all: JSON 404 for anything
     "chat:home": Declared(GET),
     "chat:conversation": Declared(GET, {"conversation_id": "conversation"}),
@@ -101,6 +114,9 @@ ROUTES: dict[str, Declared] = {
     ),
     # Everything of the caller's own: names no object.
     "chat:export_all": Declared(GET),
+    # An upload makes the caller's own image; the file is its owner's only.
+    "chat:attachment_upload": Declared(POST, {"file": Text()}),
+    "chat:attachment": Declared(GET, {"attachment_id": "attachment"}),
     # Health for load balancers: the same answer for everyone, naming nobody's data.
     "chat:healthz": Declared(GET, public=True),
     # Counts, never anyone's data; for staff and a scraper's token only.
@@ -138,10 +154,16 @@ def declared_for(route: "Route", table: Mapping[str, Declared]) -> Declared | No
 
 # Every action the chat socket dispatches on, and the frame fields each one reads.
 SOCKET_ACTIONS: dict[str, dict[str, Param]] = {
-    "send": {"conversation": "conversation", "message": Text("Bob's words"), "role": Text()},
+    "send": {
+        "conversation": "conversation",
+        "message": Text("Bob's words"),
+        "role": Text(),
+        "model": Text(),
+        "attachments": "attachment",
+    },
     "stop": {"conversation": "conversation", "seen": Text("1")},
-    "regenerate": {"conversation": "conversation"},
-    "edit": {"conversation": "conversation", "message": Text("Bob's edit")},
+    "regenerate": {"conversation": "conversation", "model": Text()},
+    "edit": {"conversation": "conversation", "message": Text("Bob's edit"), "model": Text()},
     "version": {"conversation": "conversation", "reply": "reply"},
     "sync": {"conversation": "conversation", "busy": Text("1")},
 }

@@ -36,7 +36,7 @@ from tests.security.routes import (
 )
 from tests.security.victims import KINDS, Thing, World
 
-PROJECT_PACKAGES = frozenset({"accounts", "chatsite", "conversations", "roles", "tests"})
+PROJECT_PACKAGES = frozenset({"accounts", "chatsite", "conversations", "providers", "roles", "tests"})
 BASE_DIR = Path(__file__).resolve().parents[2]
 # Any field name a view or an action might read an object's id from, whether declared or not.
 ID_NAMES = frozenset({"id", "pk", "uuid", "object_id", *KINDS, *(f"{kind}_id" for kind in KINDS)})

@@ -11,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 
 from conversations import generation
 from conversations.routing import websocket_urlpatterns
-from conversations.services import message_send
+from conversations.sending import message_send
 from tests.conftest import session_cookie_for
 from tests.security.routes import (
     DISPATCH_FIELDS,

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from tests.security.fuzz import ONE_MIB, asnapshot, diff, is_api_error
 
@@ -102,11 +103,11 @@ def raw_corpus(token: str, pk: str) -> Iterator[RawCase]:
         ),
         bad,
     )
+    # One MiB past what a body may hold in memory (room for one base64 image).
+    too_large = settings.DATA_UPLOAD_MAX_MEMORY_SIZE + ONE_MIB
     yield RawCase(
-        "json-3mib",
-        head(
-            b"/chat/start", auth, b"Content-Type: application/json", method=b"POST", body=b" " * (3 * ONE_MIB)
-        ),
+        "json-over-the-body-limit",
+        head(b"/chat/start", auth, b"Content-Type: application/json", method=b"POST", body=b" " * too_large),
         frozenset({413}),
     )
     yield RawCase(

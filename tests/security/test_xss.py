@@ -10,7 +10,8 @@ from django.template.loader import render_to_string
 from playwright.sync_api import Dialog, Page, expect
 
 from conversations.models import Message
-from conversations.rendering import MarkdownStream, render_markdown
+from conversations.reasoning import THINK_END, THINK_START
+from conversations.rendering import MarkdownStream, ReplyStream, render_markdown
 from conversations.services import conversation_create
 from tests.browser.conftest import open_page, sign_in
 from tests.conftest import make_user
@@ -137,6 +138,32 @@ def test_hostile_markdown_renders_to_safe_html(name, tokens):
     assert Offences(str(html)).found == []
 
 
+class ThinkingText(HTMLParser):
+    """The elements inside a frame's thinking text (where the model's reasoning goes)."""
+
+    VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "wbr"})
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.elements: list[str] = []
+        self._inside = 0  # depth below a thinking text container, 0 outside
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if self._inside:
+            self.elements.append(self.get_starttag_text() or tag)
+            if tag not in self.VOID:
+                self._inside += 1
+        elif values.get("class") == "thinking-text" or "msg-7-think" in (values.get("hx-swap-oob") or ""):
+            self._inside = 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._inside:
+            self._inside -= 1
+
+
 class Frame(HTMLParser):
     """A streamed frame: its own top-level elements, and what the model's text put inside them."""
 
@@ -144,6 +171,7 @@ class Frame(HTMLParser):
 
     def __init__(self, html: str) -> None:
         super().__init__(convert_charrefs=True)
+        self.html = html
         self.top: list[tuple[str, dict[str, str | None]]] = []
         self.inside = ""
         self._depth = 0
@@ -187,6 +215,30 @@ def test_each_streamed_frame_carries_only_sanitised_markdown(name, tokens):
         assert Offences(str(done) + str(tail)).found == []
 
 
+@pytest.mark.parametrize(("name", "tokens"), CORPUS, ids=[name for name, _ in CORPUS])
+def test_a_models_thinking_reaches_the_page_as_text_only(name, tokens):
+    """Reasoning is never Markdown or markup: each frame adds it as escaped text, and the
+    block that closes it when the answer begins holds escaped text too."""
+    reply = SimpleNamespace(pk=7, created_at=None)
+    stream = ReplyStream()
+    deltas = [THINK_START + tokens[0], *tokens[1:], THINK_END + "answer"]
+    for seq, delta in enumerate(deltas, start=1):
+        frame = Frame(
+            render_to_string(
+                "chat/frames/delta.html",
+                {**stream.feed(delta).__dict__, "reply": reply, "seq": seq, "thought_ms": 1000},
+            )
+        )
+        thinking = [
+            attrs
+            for tag, attrs in frame.top
+            if "msg-7-think" in (attrs.get("hx-swap-oob") or "") or attrs.get("id") == "msg-7-thinking"
+        ]
+        assert thinking or not stream.reasoning
+        assert ThinkingText(frame.html).elements == []  # the model's text made no element
+    assert stream.reasoning == "".join(tokens)
+
+
 # --- In a real browser -------------------------------------------------------------------------------
 
 # Installed before any page script; runs outside the page's CSP (Playwright injects it).
@@ -205,6 +257,24 @@ WATCHER = """
     return el.localName === "button" && el.className === "code-copy" && el.getAttribute("type") === "button"
       && [...el.attributes].every((attr) => attr.name === "type" || attr.name === "class")
       && el.nextElementSibling !== null && el.nextElementSibling.localName === "pre";
+  }
+  // A user's own attached image: from this site's attachment route only, in its link.
+  const IMAGE_ATTRIBUTES = ["class", "src", "alt", "width", "height", "loading"];
+  function fromAttachments(url) {
+    try {
+      const parsed = new URL(url, document.baseURI);
+      return parsed.origin === location.origin && parsed.pathname.startsWith("/attachments/");
+    } catch (e) {
+      return false;
+    }
+  }
+  function ownImage(el) {
+    if (el.localName === "div" && el.className === "msg-images") return true;
+    const link = el.localName === "a" && el.className === "msg-image-link";
+    if (link) return fromAttachments(el.getAttribute("href"));
+    return el.localName === "img" && el.className === "msg-image" && fromAttachments(el.getAttribute("src"))
+      && el.parentElement.className === "msg-image-link"
+      && [...el.attributes].every((attr) => IMAGE_ATTRIBUTES.includes(attr.name));
   }
   function offences(el) {
     if (ownCodeButton(el)) return [];
@@ -225,6 +295,7 @@ WATCHER = """
     return found;
   }
   function outsideOffences(el) {
+    if (ownImage(el)) return [];
     const found = DENIED.has(el.localName) ? [`<${el.localName}> outside a message body`] : [];
     for (const attr of el.attributes) {
       if (attr.name.startsWith("on")) found.push(`<${el.localName} ${attr.name}> outside a message body`);

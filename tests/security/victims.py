@@ -16,14 +16,17 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
 from django.db import models
 from django_redis import get_redis_connection
 
 from conversations import replylog
-from conversations.models import ApiToken, Conversation, Feedback, Message, UserLimit
-from conversations.services import conversation_create, message_send
+from conversations.models import ApiToken, Attachment, Conversation, Feedback, Message, UserLimit
+from conversations.sending import message_send
+from conversations.services import conversation_create
 from conversations.tokens import api_token_create
 from tests.fake_openai import FakeOpenAI, Reply
+from tests.images import png
 
 # The victim's reply being written while the sweep runs: its first token is on screen,
 # the rest comes only when the test releases the fake provider.
@@ -166,6 +169,22 @@ async def users(owner: Owner) -> list[models.Model]:
     return [user]
 
 
+async def attachments(owner: Owner) -> list[models.Model]:
+    """An image sent with the owner's message, and one uploaded and not sent yet. Stored as
+    given (not re-encoded), so their bytes carry a marker: a file served to anyone else leaks it."""
+    _quiet, question, _replies = await owner.quiet()
+    made: list[models.Model] = []
+    for message in (question, None):
+        marked = png() + owner.mark("image file").encode()
+        attachment = Attachment(
+            owner=owner.user, message=message, content_type="image/png", width=64, height=48, size=len(marked)
+        )
+        await sync_to_async(attachment.file.save)("image.png", ContentFile(marked), save=False)
+        await attachment.asave()
+        made.append(attachment)
+    return made
+
+
 @dataclass(frozen=True)
 class Kind:
     model: type[models.Model]
@@ -179,6 +198,7 @@ KINDS: dict[str, Kind] = {
     "message": Kind(Message, user_messages),
     "reply": Kind(Message, replies),
     "feedback": Kind(Feedback, feedbacks),
+    "attachment": Kind(Attachment, attachments),
     "api_token": Kind(ApiToken, api_tokens),
     "user_limit": Kind(UserLimit, user_limits),
     "user": Kind(User, users),
@@ -263,12 +283,18 @@ def victim_state(user: User) -> tuple[Any, ...]:
     conversations = list(
         Conversation.objects.filter(owner=user)
         .order_by("pk")
-        .values_list("pk", "title", "role_id", "system_prompt", "model", "temperature", "updated_at")
+        .values_list(
+            "pk", "title", "role_id", "system_prompt", "provider", "model", "temperature", "updated_at"
+        )
     )
     messages = list(
         Message.objects.filter(conversation__owner=user)
         .order_by("pk")
         .values_list("pk", "conversation_id", "author", "content", "status", "error", "turn", "superseded")
+    )
+    # Nobody attached the victim's images to a message of theirs, or deleted one.
+    images = list(
+        Attachment.objects.filter(owner=user).order_by("pk").values_list("pk", "message_id", "file")
     )
     tokens = list(
         ApiToken.objects.filter(user=user).values_list("pk", "name", "key_hash", "last_used_at", "revoked_at")
@@ -290,4 +316,4 @@ def victim_state(user: User) -> tuple[Any, ...]:
     redis = pipe.execute()
     live = redis[: 2 * len(messages)]
     slots = redis[2 * len(messages) :]
-    return conversations, messages, tokens, limits, list(account), live, slots
+    return conversations, messages, images, tokens, limits, list(account), live, slots

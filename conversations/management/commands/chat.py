@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from conversations import generation, hub, services
+from conversations import generation, hub, sending, services
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_get
 
@@ -68,7 +68,7 @@ class Command(BaseCommand):
     async def turn(self, user: AbstractBaseUser, conversation: Conversation, text: str) -> tuple[str, str]:
         """Send one message and print its reply as it streams; returns the reply's status and error."""
         try:
-            exchange = await services.message_send(owner=user, conversation_id=conversation.pk, content=text)
+            exchange = await sending.message_send(owner=user, conversation_id=conversation.pk, content=text)
         except services.ChatError as exc:
             self.stderr.write(exc.message)
             return "refused", exc.message

@@ -1,0 +1,394 @@
+"""Starting replies: a user's message in, a reply being written out.
+
+message_send() (and the regenerate and edit variants) admits the reply (load, limits,
+the conversation's one reply slot), saves the user's message and an empty reply in one
+transaction, starts the generation job, and tells the conversation's other sockets.
+It returns at once; watchers follow the reply's log (conversations.hub).
+"""
+
+import enum
+import logging
+import uuid
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, prefetch_related_objects
+from django.utils.translation import gettext as _
+from redis.exceptions import RedisError
+
+from conversations import generation, limits, replylog
+from conversations.db import in_thread, in_write_thread
+from conversations.errors import ChatError
+from conversations.images import attachment_data_url
+from conversations.llm import ChatMessage
+from conversations.metrics import REFUSALS
+from conversations.model_pick import conversation_model_resolve
+from conversations.models import Attachment, Conversation, Message
+from conversations.owners import User, owner_id
+from conversations.selectors import Exchange, context_history, conversation_get, conversation_id_parse
+from conversations.services import conversation_create, conversation_delete, message_clean, unavailable_error
+from conversations.store import STORE
+from providers.selectors import ModelPick
+from roles.selectors import role_get_active
+
+logger = logging.getLogger(__name__)
+
+
+TITLE_MAX_CHARS = 60
+
+
+def _title_from(content: str) -> str:
+    line = " ".join(content.split())
+    return line if len(line) <= TITLE_MAX_CHARS else line[: TITLE_MAX_CHARS - 1] + "…"
+
+
+class Redo(enum.Enum):
+    REGENERATE = "regenerate"  # a new reply to the last user message
+    EDIT = "edit"  # a new last user message, and a reply to it
+
+
+def _conversation_role_apply(*, conversation: Conversation, role_slug: str) -> None:
+    """Old API clients name the role with every message: it may set the role of a new
+    conversation, but a conversation with messages keeps the role it has."""
+    if role_slug == conversation.role.slug:
+        return
+    if conversation.messages.exists():
+        raise ChatError(
+            _("This conversation uses the role %(role)s; start a new conversation for another role.")
+            % {"role": conversation.role.slug},
+            code="role_mismatch",
+        )
+    role = role_get_active(slug=role_slug)
+    if role is None:
+        raise ChatError(_("Unknown role: %(slug)s") % {"slug": role_slug}, code="unknown_role")
+    conversation.role = role
+    conversation.system_prompt = role.system_prompt
+    conversation.provider, conversation.model = role.provider, role.model
+    conversation.temperature = role.temperature
+    conversation.save(
+        update_fields=["role", "system_prompt", "provider", "model", "temperature", "updated_at"]
+    )
+
+
+def _user_message_for(*, conversation: Conversation, content: str, redo: Redo | None) -> tuple[Message, bool]:
+    """The user message the new reply answers, setting aside the last turn for a redo."""
+    current = conversation.messages.filter(superseded=False)
+    last_turn = current.aggregate(last=Max("turn"))["last"] or 0
+    if redo is None:
+        # Saved before the model is called: nothing typed is lost.
+        message = Message.objects.create(
+            conversation=conversation, author=Message.Author.USER, content=content, turn=last_turn + 1
+        )
+        return message, False
+    last = current.filter(turn=last_turn, author=Message.Author.USER).first()
+    if last is None:
+        raise ChatError(_("There is no message to answer again yet."), code="nothing_to_redo")
+    if redo is Redo.REGENERATE:
+        current.filter(turn=last_turn, author=Message.Author.ASSISTANT).update(superseded=True)
+        return last, True
+    current.filter(turn=last_turn).update(superseded=True)
+    edited = Message.objects.create(
+        conversation=conversation, author=Message.Author.USER, content=content, turn=last_turn
+    )
+    return edited, True
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the user asked for besides the text: a model, and images."""
+
+    pick: ModelPick | None = None
+    attachments: tuple[int, ...] = ()
+
+
+def attachments_unsent(*, owner: User, ids: Sequence[int]) -> list[Attachment]:
+    """The owner's uploaded images not sent with any message yet, all of `ids`, or ChatError."""
+    if not ids:
+        return []
+    if len(ids) > settings.CHAT_IMAGES_PER_MESSAGE:
+        raise ChatError(
+            _("At most %(count)s images can go with one message.")
+            % {"count": settings.CHAT_IMAGES_PER_MESSAGE},
+            code="too_many_images",
+        )
+    found = list(
+        Attachment.objects.select_for_update().filter(
+            pk__in=ids, owner_id=owner_id(owner), message__isnull=True
+        )
+    )
+    if len(found) != len(set(ids)):
+        # Someone else's, already sent, or deleted: the same answer for each.
+        raise ChatError(
+            _("An attached image is no longer available. Attach it again."), code="invalid_attachment"
+        )
+    return found
+
+
+@transaction.atomic
+def _exchange_create(
+    *,
+    owner: User,
+    conversation_id: object,
+    content: str,
+    holder: str,
+    role_slug: str | None,
+    redo: Redo | None,
+    asked: Asked,
+) -> tuple[Exchange, generation.ReplyJob]:
+    conversation = conversation_get(owner=owner, conversation_id=conversation_id)
+    if role_slug:
+        _conversation_role_apply(conversation=conversation, role_slug=role_slug)
+    choice, endpoint = conversation_model_resolve(conversation=conversation, pick=asked.pick)
+    attachments = attachments_unsent(owner=owner, ids=asked.attachments)
+    user_message, replaced = _user_message_for(conversation=conversation, content=content, redo=redo)
+    if attachments:
+        Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=user_message)
+    # The new message's images, or (regenerating) the ones it was sent with.
+    prefetch_related_objects([user_message], "attachments")
+    images = list(user_message.attachments.all())
+    if images and not choice.vision:
+        raise ChatError(
+            _("%(model)s cannot read images. Pick a model that can, or send the message without them.")
+            % {"model": choice.label},
+            code="model_cannot_read_images",
+        )
+    reply = Message.objects.create(
+        conversation=conversation,
+        author=Message.Author.ASSISTANT,
+        status=Message.Status.STREAMING,
+        provider=choice.provider,
+        model=choice.model,
+        turn=user_message.turn,
+        reply_to=user_message,
+    )
+    if not conversation.title:
+        conversation.title = _title_from(user_message.content) or _("Image")
+    conversation.save(update_fields=["title", "updated_at"])
+    job = generation.ReplyJob(
+        reply_id=reply.pk,
+        conversation_id=conversation.pk,
+        messages=[
+            *context_history(conversation=conversation, before_id=user_message.pk, images=choice.vision),
+            ChatMessage(
+                role="user",
+                content=user_message.content,
+                images=tuple(attachment_data_url(image) for image in images),
+            ),
+        ],
+        model=choice.model,
+        temperature=float(choice.temperature if choice.temperature is not None else conversation.temperature),
+        endpoint=endpoint,
+        holder=holder,
+        user_id=conversation.owner_id,
+    )
+    exchange = Exchange(conversation=conversation, user_message=user_message, reply=reply, replaced=replaced)
+    return exchange, job
+
+
+async def message_send(
+    *,
+    owner: User,
+    conversation_id: object,
+    content: object,
+    role_slug: str | None = None,
+    pick: ModelPick | None = None,
+    attachments: Sequence[int] = (),
+) -> Exchange:
+    """Save the user's message, create the reply, and start writing it in the background.
+
+    Returns at once; watchers follow the reply with replylog.follow(). Raises ChatError
+    for bad input or while another reply in the conversation is still being written,
+    and Conversation.DoesNotExist for a conversation that is not the owner's. `pick` is
+    the model the user chose for this reply and the next ones (conversations.model_pick);
+    `attachments` the ids of images the user uploaded for this message (then it may
+    have no text).
+    """
+    return await _reply_start(
+        owner=owner,
+        conversation_id=conversation_id,
+        content=message_clean(content, allow_empty=bool(attachments)),
+        role_slug=role_slug,
+        asked=Asked(pick=pick, attachments=tuple(attachments)),
+    )
+
+
+async def conversation_start(
+    *,
+    owner: User,
+    role_slug: str | None,
+    content: object,
+    pick: ModelPick | None = None,
+    attachments: Sequence[int] = (),
+) -> Exchange:
+    """A new conversation with its first message: both, or (when the message is refused) neither."""
+    text = message_clean(content, allow_empty=bool(attachments))
+    conversation = await database_sync_to_async(conversation_create)(owner=owner, role_slug=role_slug)
+    try:
+        return await message_send(
+            owner=owner, conversation_id=conversation.pk, content=text, pick=pick, attachments=attachments
+        )
+    except BaseException:
+        await database_sync_to_async(conversation_delete)(owner=owner, conversation_id=conversation.pk)
+        raise
+
+
+async def reply_regenerate(
+    *, owner: User, conversation_id: object, pick: ModelPick | None = None
+) -> Exchange:
+    """Answer the last user message again (with the model picked now, if one is given);
+    the previous reply stays as an earlier version."""
+    return await _reply_start(
+        owner=owner, conversation_id=conversation_id, content="", redo=Redo.REGENERATE, asked=Asked(pick=pick)
+    )
+
+
+async def message_edit(
+    *, owner: User, conversation_id: object, content: object, pick: ModelPick | None = None
+) -> Exchange:
+    """Replace the last user message and answer it (with the model picked now, if one is
+    given); the previous turn stays as an earlier version, with its images."""
+    return await _reply_start(
+        owner=owner,
+        conversation_id=conversation_id,
+        content=message_clean(content),
+        redo=Redo.EDIT,
+        asked=Asked(pick=pick),
+    )
+
+
+# Refusals an operator watches (/metrics): load, limits, Redis, a restart.
+REFUSAL_CODES = frozenset({"busy", "rate_limited", "unavailable", "reply_in_progress"})
+
+
+async def _reply_start(
+    *,
+    owner: User,
+    conversation_id: object,
+    content: str,
+    role_slug: str | None = None,
+    redo: Redo | None = None,
+    asked: Asked | None = None,
+) -> Exchange:
+    try:
+        return await _reply_admit_and_start(
+            owner=owner,
+            conversation_id=conversation_id,
+            content=content,
+            role_slug=role_slug,
+            redo=redo,
+            asked=asked or Asked(),
+        )
+    except ChatError as exc:
+        if exc.code in REFUSAL_CODES:
+            REFUSALS.labels(exc.code).inc()
+        raise
+
+
+async def _reply_admit_and_start(
+    *,
+    owner: User,
+    conversation_id: object,
+    content: str,
+    role_slug: str | None,
+    redo: Redo | None,
+    asked: Asked,
+) -> Exchange:
+    # Ownership first: someone else's conversation is "not found", never "busy", and a
+    # stranger can never hold its reply slot, not even for a moment.
+    def owned_with_limits() -> tuple[Conversation, limits.Limits]:
+        # One trip to the database thread, which every socket and request shares.
+        found = conversation_get(owner=owner, conversation_id=conversation_id)
+        return found, limits.limits_for(user_id=found.owner_id)
+
+    conversation, user_limits = await in_thread(owned_with_limits)()
+    if not generation.accepting():
+        # Shutting down: the replies running here finish, a new one goes to another process.
+        raise ChatError(
+            _("Chatsite is restarting. Try again in %(seconds)s s.")
+            % {"seconds": settings.CHAT_RETRY_AFTER_SECONDS},
+            code="unavailable",
+            retry_after=settings.CHAT_RETRY_AFTER_SECONDS,
+        )
+    if generation.running_count() >= settings.CHAT_MAX_REPLIES_PER_PROCESS:
+        # Past capacity a new reply would slow every reply being written: refuse it clearly.
+        raise ChatError(
+            _("Chatsite is busy right now. Try again in %(seconds)s s.")
+            % {"seconds": settings.CHAT_RETRY_AFTER_SECONDS},
+            code="busy",
+            retry_after=settings.CHAT_RETRY_AFTER_SECONDS,
+        )
+    key = conversation.pk
+    user_id = owner_id(owner)
+    holder = uuid.uuid4().hex
+    try:
+        await limits.reply_admit(
+            user_id=user_id, limits=user_limits, holder=holder, lease=generation.lease_seconds()
+        )
+    except limits.LimitExceeded as exc:
+        raise ChatError(exc.message, code="rate_limited", retry_after=exc.retry_after) from None
+    except RedisError:
+        raise unavailable_error() from None
+    try:
+        try:
+            acquired = await replylog.active_acquire(
+                conversation_id=key, holder=holder, ttl=generation.lease_seconds()
+            )
+        except RedisError:
+            raise unavailable_error() from None
+        if not acquired:
+            raise ChatError(
+                _("A reply is still being written. Wait for it, or stop it first."), code="reply_in_progress"
+            )
+        try:
+            exchange, job = await in_write_thread(_exchange_create)(
+                owner=owner,
+                conversation_id=key,
+                content=content,
+                holder=holder,
+                role_slug=role_slug,
+                redo=redo,
+                asked=asked,
+            )
+        except BaseException:
+            with suppress(RedisError):
+                await replylog.active_release(conversation_id=key, holder=holder)
+            raise
+    except BaseException:
+        # Refused or failed: the reply never ran, so it holds no place among the user's replies.
+        if not limits.limits_off(user_limits):
+            with suppress(RedisError):
+                await limits.reply_done(user_id=user_id, holder=holder, tokens=0)
+        raise
+    generation.start(job, STORE)
+    await _announce_reply(exchange)
+    return exchange
+
+
+def conversation_group(conversation_id: object) -> str:
+    """The channel-layer group of every socket showing this conversation, in any process."""
+    return f"conversation.{conversation_id_parse(conversation_id).hex}"
+
+
+async def _announce_reply(exchange: Exchange) -> None:
+    # Other tabs (and tabs watching a reply started from the API or the terminal)
+    # start following it. Only a notification: the text itself travels in replylog.
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(
+            conversation_group(exchange.conversation.pk),
+            {
+                "type": "reply.started",
+                "user_message_id": exchange.user_message.pk,
+                "reply_id": exchange.reply.pk,
+                "replaced": exchange.replaced,
+            },
+        )
+    except Exception as exc:  # a missed notification must never fail the message
+        logger.warning("Could not announce reply %s: %r", exchange.reply.pk, exc)

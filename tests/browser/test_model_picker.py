@@ -1,0 +1,78 @@
+"""Picking a model in the page: the reply comes from that model's provider and says so."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import open_page, screenshot, sign_in
+from tests.conftest import make_user, second_provider_add
+from tests.fake_openai import Reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_user_picks_another_providers_model_and_its_reply_shows_which(
+    live_app, fake_openai, second_fake, browser, csp_violations
+):
+    make_user("alice")
+    second_provider_add(second_fake)
+    second_fake.queue_reply(Reply(tokens=["Answer", " from", " the", " second", " provider"]))
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+
+    picker = page.locator("#model-select")
+    expect(picker.locator("optgroup")).to_have_count(2)
+    picker.select_option("second/second-large")
+    page.fill("#message-input", "Hello there")
+    page.keyboard.press("Enter")
+
+    reply = page.locator(".msg-assistant.status-complete")
+    expect(reply.locator(".msg-body")).to_have_text("Answer from the second provider")
+    expect(reply.locator(".reply-model")).to_have_text("second-large")
+    assert second_fake.requests[-1].body["model"] == "second-large"
+    assert fake_openai.requests == []
+    screenshot(page, "desktop-model-picker")
+
+    # The pick holds for the next message, and after a reload the picker shows it.
+    page.fill("#message-input", "And again")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg-assistant.status-complete")).to_have_count(2)
+    assert len(second_fake.requests) == 2
+    page.reload()
+    expect(page.locator("#model-select")).to_have_value("second/second-large")
+
+    page.locator("#model-select").select_option("default/fake-model")
+    page.fill("#message-input", "Back to the first")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg-assistant.status-complete .reply-model").last).to_have_text("fake-model")
+    assert fake_openai.last_messages()[-1]["content"] == "Back to the first"
+    assert csp_violations == []
+
+
+def test_with_one_model_there_is_no_picker(live_app, fake_openai, browser, csp_violations):
+    make_user("alice")
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+
+    expect(page.locator("#message-input")).to_be_visible()
+    assert page.locator("#model-select").count() == 0
+
+
+def test_regenerate_uses_the_model_the_picker_shows_now(
+    live_app, fake_openai, second_fake, browser, csp_violations
+):
+    make_user("alice")
+    second_provider_add(second_fake)
+    second_fake.queue_reply(Reply(tokens=["A", " second", " opinion"]))
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+    page.fill("#message-input", "Tell me")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg-assistant.status-complete .reply-model")).to_have_text("fake-model")
+
+    page.locator("#model-select").select_option("second/second-large")
+    page.click(".msg-assistant .regenerate")
+
+    expect(page.locator(".msg-assistant.status-complete .msg-body")).to_have_text("A second opinion")
+    expect(page.locator(".msg-assistant.status-complete .reply-model")).to_have_text("second-large")
+    assert second_fake.last_messages()[-1]["content"] == "Tell me"
+    assert csp_violations == []
