@@ -95,8 +95,15 @@ class Message(models.Model):
         verbose_name_plural = _("messages")
         indexes = [models.Index(fields=["conversation", "created_at"], name="msg_conv_created")]
 
+    # Set by whoever already has them (conversations.sending), so image_list() need not ask.
+    known_images: "list[Attachment] | None" = None
+
     def __str__(self) -> str:
         return f"{self.author}: {self.content[:40]}"
+
+    def image_list(self) -> "list[Attachment]":
+        """The images sent with this message (prefetch `attachments` when listing many)."""
+        return self.known_images if self.known_images is not None else list(self.attachments.all())
 
 
 class Feedback(models.Model):

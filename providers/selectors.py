@@ -121,20 +121,17 @@ def default_label() -> str:
     return str(settings.OPENAI_PROVIDER_LABEL)
 
 
+def _default_choices() -> list[ModelChoice]:
+    """The .env provider's model (settings only: no database)."""
+    if default_endpoint() is None:
+        return []
+    model = settings.OPENAI_MODEL
+    return [ModelChoice(DEFAULT_PROVIDER, default_label(), model, model, vision=settings.OPENAI_MODEL_VISION)]
+
+
 def model_choices() -> list[ModelChoice]:
     """Every model users may pick, the default provider's first, each provider's in order."""
-    choices: list[ModelChoice] = []
-    if default_endpoint() is not None:
-        label = default_label()
-        choices.append(
-            ModelChoice(
-                DEFAULT_PROVIDER,
-                label,
-                settings.OPENAI_MODEL,
-                settings.OPENAI_MODEL,
-                vision=settings.OPENAI_MODEL_VISION,
-            )
-        )
+    choices = _default_choices()
     rows = ProviderModel.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
     for row in rows.order_by("provider__sort_order", "provider__label", "sort_order", "name"):
         choices.append(
@@ -160,7 +157,9 @@ def model_choice_get(*, provider: str, model: str, any_default_model: bool = Fal
     one the picker does not offer (OPENAI_MODEL is only its default).
     """
     provider = provider or DEFAULT_PROVIDER
-    choices = [c for c in model_choices() if c.provider == provider]
+    # The default provider's models come from the settings: most messages need no query.
+    offered = _default_choices() if provider == DEFAULT_PROVIDER else model_choices()
+    choices = [c for c in offered if c.provider == provider]
     if (
         not choices
         and provider == DEFAULT_PROVIDER
