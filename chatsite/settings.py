@@ -324,6 +324,10 @@ CHAT_IMAGES_PER_MESSAGE = env_int("CHAT_IMAGES_PER_MESSAGE", 4)
 CHAT_IMAGE_MAX_BYTES = env_int("CHAT_IMAGE_MAX_BYTES", 10 * 1024 * 1024)
 CHAT_IMAGE_MAX_PIXELS = env_int("CHAT_IMAGE_MAX_PIXELS", 40_000_000)
 CHAT_IMAGE_MAX_SIDE = env_int("CHAT_IMAGE_MAX_SIDE", 2048)
+# Uploaded images not sent with a message: at most this many per user at a time (the
+# disk is not a free store), each removed this many hours after its upload.
+CHAT_UNSENT_IMAGES_PER_USER = env_int("CHAT_UNSENT_IMAGES_PER_USER", 20)
+CHAT_UNSENT_IMAGE_HOURS = env_int("CHAT_UNSENT_IMAGE_HOURS", 24)
 # A request body held in memory (not a file upload) may carry one image as base64 (the
 # demo API's image_data): 4/3 of its bytes, and room for the rest of the JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = CHAT_IMAGE_MAX_BYTES * 4 // 3 + 256 * 1024

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from conversations import images
 from conversations.errors import ChatError
@@ -36,9 +36,14 @@ def attachment_upload(request: HttpRequest) -> HttpResponse:
     return JsonResponse(images.attachment_json(attachment), status=201)
 
 
-@require_GET
+@require_http_methods(["GET", "HEAD", "DELETE"])
 def attachment_file(request: HttpRequest, attachment_id: int) -> HttpResponseBase:
-    """The image itself, to its owner; anyone else is told it does not exist."""
+    """The image itself, to its owner; anyone else is told it does not exist. DELETE
+    removes one not sent yet (the composer's ×)."""
+    if request.method == "DELETE":
+        if not images.attachment_unsent_delete(owner=request.user, attachment_id=attachment_id):
+            raise Http404
+        return HttpResponse(status=204)
     try:
         attachment = Attachment.objects.get(pk=attachment_id, owner_id=request.user.pk)
     except Attachment.DoesNotExist:

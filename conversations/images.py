@@ -10,15 +10,17 @@ only (views.attachment_file), and sent to vision models as data URLs.
 import base64
 import io
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from conversations.errors import ChatError
-from conversations.models import Attachment
+from conversations.models import Attachment, Message
 from conversations.owners import User, owner_id
 
 # Pillow's format name -> (the MIME type, the format it is stored in, its extension).
@@ -95,6 +97,13 @@ def _invalid() -> ChatError:
 
 def attachment_create(*, owner: User, data: bytes) -> Attachment:
     """Check, re-encode and store an image the owner uploaded; it joins a message when sent."""
+    waiting = Attachment.objects.filter(owner_id=owner_id(owner), message__isnull=True).count()
+    if waiting >= settings.CHAT_UNSENT_IMAGES_PER_USER:
+        raise ChatError(
+            _("%(count)s images are waiting to be sent already. Send them, or remove some first.")
+            % {"count": waiting},
+            code="too_many_unsent_images",
+        )
     encoded = image_encode(data)
     attachment = Attachment(
         owner_id=owner_id(owner),
@@ -106,6 +115,43 @@ def attachment_create(*, owner: User, data: bytes) -> Attachment:
     attachment.file.save(f"image.{encoded.extension}", ContentFile(encoded.data), save=False)
     attachment.save()
     return attachment
+
+
+def attachments_copy(*, originals: list[Attachment], target: Message) -> list[Attachment]:
+    """These images again, on `target` (an edited message keeps its pictures). Copies,
+    files too: each version owns its own, and deleting one leaves the other whole."""
+    copies = []
+    for original in originals:
+        copy = Attachment(
+            owner_id=original.owner_id,
+            message=target,
+            content_type=original.content_type,
+            width=original.width,
+            height=original.height,
+            size=original.size,
+        )
+        with original.file.open("rb") as stored:
+            name = (original.file.name or "image").rsplit("/", 1)[-1]
+            copy.file.save(name, ContentFile(stored.read()), save=False)
+        copy.save()
+        copies.append(copy)
+    return copies
+
+
+def attachment_unsent_delete(*, owner: User, attachment_id: int) -> bool:
+    """Remove an image the owner uploaded but has not sent (the composer's ×); False if
+    there is none such: someone else's, or sent already (a sent one goes with its message)."""
+    unsent = Attachment.objects.filter(pk=attachment_id, owner_id=owner_id(owner), message__isnull=True)
+    deleted, _by_model = unsent.delete()  # its file goes too: conversations.apps
+    return bool(deleted)
+
+
+def attachment_unsent_purge(*, older_than: timedelta | None = None) -> int:
+    """Remove images uploaded and never sent (a closed tab, a change of mind); returns how many."""
+    age = older_than if older_than is not None else timedelta(hours=settings.CHAT_UNSENT_IMAGE_HOURS)
+    stale = Attachment.objects.filter(message__isnull=True, created_at__lt=timezone.now() - age)
+    _total, by_model = stale.delete()
+    return by_model.get(Attachment._meta.label, 0)
 
 
 def attachment_base64_create(*, owner: User, image_data: str, image_type: str) -> Attachment:

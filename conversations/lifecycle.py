@@ -2,7 +2,8 @@
 
 Under daphne (Twisted's asyncio reactor) chatsite.asgi installs these hooks:
 - when the server starts, and then every REAP_SECONDS, replies left `streaming` by a
-  process that died are finished as `interrupted` with their last text;
+  process that died are finished as `interrupted` with their last text, and images
+  uploaded but never sent are removed after CHAT_UNSENT_IMAGE_HOURS;
 - when the server starts, the connection to the provider is warmed up (llm.provider_reachable);
 - when the server stops (SIGTERM, Ctrl-C), new replies are refused (503 + Retry-After),
   running ones have CHATSITE_DRAIN_SECONDS to finish, and those still running are
@@ -19,7 +20,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from conversations import generation, llm
+from conversations import generation, images, llm
 from conversations.store import reply_reap_orphans
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ async def reap_once() -> int:
     reaped: int = await database_sync_to_async(reply_reap_orphans)(running=generation.running_ids())
     if reaped:
         logger.info("Marked %s reply(ies) left unfinished by a stopped process as interrupted", reaped)
+    removed = await database_sync_to_async(images.attachment_unsent_purge)()
+    if removed:
+        logger.info("Removed %s uploaded image(s) never sent", removed)
     return reaped
 
 

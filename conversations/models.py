@@ -97,6 +97,8 @@ class Message(models.Model):
 
     # Set by whoever already has them (conversations.sending), so image_list() need not ask.
     known_images: "list[Attachment] | None" = None
+    # Set on an edited message as it is made: the version it replaces (services only).
+    edited_from: "Message | None" = None
 
     def __str__(self) -> str:
         return f"{self.author}: {self.content[:40]}"

@@ -208,6 +208,28 @@ return 0
 """
 
 
+# The Redis run the reaper's last pass in this process saw, by server (INFO's run_id
+# changes when Redis restarts).
+_seen_run_ids: dict[str, str] = {}
+
+
+def leases_lost_recently() -> bool:
+    """Whether Redis restarted since this process last looked (sync: the reaper's thread).
+
+    A restart loses every lease at once, and a live process takes its leases back only
+    at its next renewal: until then its replies look orphaned. The reaper skips the pass
+    that first sees a new run; by the next one (REAP_SECONDS later, several renewals)
+    only the replies of dead processes are still without a lease.
+    """
+    connection = get_redis_connection("default")
+    kwargs = connection.connection_pool.connection_kwargs
+    server = f"{kwargs.get('host')}:{kwargs.get('port')}:{kwargs.get('path')}"
+    run_id = str(connection.info("server").get("run_id", ""))
+    seen = _seen_run_ids.get(server)
+    _seen_run_ids[server] = run_id
+    return seen is not None and seen != run_id
+
+
 def active_held(*, conversation_ids: list[object]) -> set[str]:
     """Which of these conversations have a live reply lease (sync: used by the reaper's thread)."""
     if not conversation_ids:

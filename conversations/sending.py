@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from conversations import generation, limits, replylog
 from conversations.db import in_thread, in_write_thread
 from conversations.errors import ChatError
-from conversations.images import attachment_data_url
+from conversations.images import attachment_data_url, attachments_copy
 from conversations.llm import ChatMessage
 from conversations.metrics import REFUSALS
 from conversations.model_pick import conversation_model_resolve
@@ -95,6 +95,7 @@ def _user_message_for(*, conversation: Conversation, content: str, redo: Redo | 
     edited = Message.objects.create(
         conversation=conversation, author=Message.Author.USER, content=content, turn=last_turn
     )
+    edited.edited_from = last
     return edited, True
 
 
@@ -148,18 +149,26 @@ def _exchange_create(
     user_message, replaced = _user_message_for(conversation=conversation, content=content, redo=redo)
     if attachments:
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=user_message)
-    # The new message's images, or (regenerating) the ones it was sent with.
-    images = list(user_message.attachments.all()) if redo == Redo.REGENERATE else attachments
-    # Known now: rendering the sent frame asks the database nothing. (Django's prefetch
-    # cost ~0.3 ms a message even with nothing to fetch; py-spy at N=200 found it 15% of
-    # _exchange_create, in the one thread every message start waits for.)
-    user_message.known_images = images
+    # The new message's images, or (regenerating, editing) the ones it was sent with.
+    images = attachments
+    if redo is Redo.REGENERATE:
+        images = list(user_message.attachments.all())
+    elif redo is Redo.EDIT and user_message.edited_from is not None:
+        images = list(user_message.edited_from.attachments.all())
     if images and not choice.vision:
         raise ChatError(
             _("%(model)s cannot read images. Pick a model that can, or send the message without them.")
             % {"model": choice.label},
             code="model_cannot_read_images",
         )
+    if redo is Redo.EDIT and images:
+        # The text changes; the pictures it was about go with it, as in ChatGPT. Copied
+        # only now: a refusal above rolls back rows, but would leave copied files behind.
+        images = attachments_copy(originals=images, target=user_message)
+    # Known now: rendering the sent frame asks the database nothing. (Django's prefetch
+    # cost ~0.3 ms a message even with nothing to fetch; py-spy at N=200 found it 15% of
+    # _exchange_create, in the one thread every message start waits for.)
+    user_message.known_images = images
     reply = Message.objects.create(
         conversation=conversation,
         author=Message.Author.ASSISTANT,

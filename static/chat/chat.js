@@ -279,6 +279,35 @@
     }
   });
 
+  // The model search: a match typed or chosen from the browser's suggestions is picked,
+  // Enter takes the first model whose name contains what was typed.
+  function modelSearchPick(box, partial) {
+    var query = box.value.trim().toLowerCase();
+    var picker = document.getElementById("model-select");
+    var list = document.getElementById("model-options");
+    if (!query || !picker || !list) { return false; }
+    var options = Array.prototype.slice.call(list.options);
+    var match = options.filter(function (o) { return o.value.toLowerCase() === query; })[0];
+    if (!match && partial) {
+      match = options.filter(function (o) { return o.value.toLowerCase().indexOf(query) >= 0; })[0];
+    }
+    if (!match) { return false; }
+    picker.value = match.dataset.model;
+    picker.dispatchEvent(new Event("change", { bubbles: true }));
+    box.value = "";
+    focusInput();
+    return true;
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "model-search") { modelSearchPick(event.target, false); }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.target.id === "model-search" && event.key === "Enter") {
+      event.preventDefault();
+      modelSearchPick(event.target, true);
+    }
+  });
+
   document.addEventListener("htmx:wsBeforeSend", function (event) {
     var error = document.getElementById("composer-error");
     if (error) { error.textContent = ""; }
@@ -375,7 +404,17 @@
   });
   document.addEventListener("click", function (event) {
     var remove = event.target.closest && event.target.closest(".attachment-remove");
-    if (remove) { remove.parentElement.remove(); }
+    if (!remove) { return; }
+    var chip = remove.parentElement;
+    var id = chip.querySelector("input[name=attachments]");
+    var box = attachments();
+    chip.remove();
+    // Not sent, so not kept: the server deletes the upload (it would expire anyway).
+    if (id && box && box.dataset.upload) {
+      fetch(box.dataset.upload + id.value + "/", {
+        method: "DELETE", credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() }
+      }).catch(function () {});
+    }
   });
   ["dragenter", "dragover"].forEach(function (type) {
     document.addEventListener(type, function (event) {

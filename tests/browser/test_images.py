@@ -1,6 +1,7 @@
 """Sending a photo from the page: by the button and by paste, seen before and after sending."""
 
 import base64
+import re
 
 import pytest
 from playwright.sync_api import FilePayload, expect
@@ -99,3 +100,37 @@ def test_a_file_that_is_not_an_image_is_refused_with_a_reason(live_app, fake_ope
     expect(page.locator("#composer-error")).to_contain_text("not an image")
     expect(page.locator("#attachments .attachment-chip")).to_have_count(0)
     assert not Attachment.objects.exists()
+
+
+DROP = """(data) => {
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+  const target = document.getElementById("message-input");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    target.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }
+}"""
+
+
+def test_a_dropped_photo_is_attached_and_removing_it_deletes_the_upload(
+    live_app, fake_openai, browser, csp_violations
+):
+    make_user("alice")
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+
+    page.evaluate(DROP, base64.b64encode(png(40, 20)).decode())
+
+    chip = page.locator("#attachments .attachment-chip:not(.uploading)")
+    expect(chip).to_have_count(1)
+    expect(page.locator("#composer")).not_to_have_class(re.compile(r"\bdragging\b"))  # the drop ended it
+    assert chip.locator("img").evaluate("img => img.complete && img.naturalWidth") == 40
+    assert Attachment.objects.filter(message__isnull=True).count() == 1
+
+    with page.expect_response(lambda r: r.request.method == "DELETE") as removed:
+        chip.locator(".attachment-remove").click()
+    assert removed.value.status == 204
+    expect(page.locator("#attachments .attachment-chip")).to_have_count(0)
+    assert not Attachment.objects.exists()
+    assert csp_violations == []

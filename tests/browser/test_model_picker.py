@@ -3,6 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
+from providers.models import ProviderModel
 from tests.browser.conftest import open_page, screenshot, sign_in
 from tests.conftest import make_user, second_provider_add
 from tests.fake_openai import Reply
@@ -76,3 +77,42 @@ def test_regenerate_uses_the_model_the_picker_shows_now(
     expect(page.locator(".msg-assistant.status-complete .reply-model")).to_have_text("second-large")
     assert second_fake.last_messages()[-1]["content"] == "Tell me"
     assert csp_violations == []
+
+
+def test_with_many_models_a_search_picks_one(live_app, fake_openai, second_fake, browser, csp_violations):
+    make_user("alice")
+    provider = second_provider_add(second_fake)
+    for n in range(6):
+        ProviderModel.objects.create(provider=provider, name=f"extra-{n}", label=f"Extra {n}")
+    second_fake.queue_reply(Reply(tokens=["Seen"]))
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+    search = page.locator("#model-search")
+
+    search.fill("nothing like it")
+    search.press("Enter")
+    expect(page.locator("#model-select")).to_have_value("")  # no match: the pick stays
+    search.fill("vision")
+    search.press("Enter")  # the first model whose name holds it
+
+    expect(page.locator("#model-select")).to_have_value("second/second-vision")
+    expect(search).to_have_value("")
+    expect(page.locator("#message-input")).to_be_focused()
+    search.fill("Extra 4 · Second Cloud")  # a suggestion chosen: the whole of it
+    expect(page.locator("#model-select")).to_have_value("second/extra-4")
+    page.fill("#message-input", "Hello")
+    page.keyboard.press("Enter")
+    expect(page.locator(".msg-assistant.status-complete .reply-model")).to_have_text("extra-4")
+    assert second_fake.requests[-1].body["model"] == "extra-4"
+    screenshot(page, "desktop-model-search")
+    assert csp_violations == []
+
+
+def test_with_a_few_models_there_is_no_search(live_app, fake_openai, second_fake, browser, csp_violations):
+    make_user("alice")
+    second_provider_add(second_fake)
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+
+    expect(page.locator("#model-select")).to_be_visible()
+    assert page.locator("#model-search").count() == 0

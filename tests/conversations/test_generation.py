@@ -12,7 +12,7 @@ from conversations.models import Message
 from conversations.sending import message_send
 from conversations.services import ChatError, conversation_create, conversation_delete, reply_stop
 from conversations.store import reply_reap_orphans
-from tests.conftest import wait_for_reply
+from tests.conftest import redis_restart, wait_for_reply
 from tests.fake_openai import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -225,6 +225,17 @@ async def test_a_reply_completes_across_a_redis_restart(alice, builtin_roles, fa
     saved = await Message.objects.aget(pk=exchange.reply.pk)
     assert (saved.status, saved.content) == ("complete", "".join(tokens))
     assert "".join(seen) == "".join(tokens)  # every word once, in order
+
+
+def test_the_first_pass_after_a_redis_restart_takes_no_reply_for_an_orphan(alice, builtin_roles, own_redis):
+    assert reply_reap_orphans(running=set()) == 0  # this process has seen this Redis run
+    reply = orphan(alice)  # as another process's live reply looks once a restart lost its lease
+    redis_restart(own_redis)
+
+    assert reply_reap_orphans(running=set()) == 0
+    assert Message.objects.get(pk=reply.pk).status == Message.Status.STREAMING
+    # Its process would have claimed the lease back by the next pass; nobody did.
+    assert reply_reap_orphans(running=set()) == 1
 
 
 def test_reaping_tells_watchers_the_reply_is_over(alice, builtin_roles):

@@ -116,7 +116,7 @@ ROUTES: dict[str, Declared] = {
     "chat:export_all": Declared(GET),
     # An upload makes the caller's own image; the file is its owner's only.
     "chat:attachment_upload": Declared(POST, {"file": Text()}),
-    "chat:attachment": Declared(GET, {"attachment_id": "attachment"}),
+    "chat:attachment": Declared(GET | DELETE, {"attachment_id": "attachment"}),
     # Health for load balancers: the same answer for everyone, naming nobody's data.
     "chat:healthz": Declared(GET, public=True),
     # Counts, never anyone's data; for staff and a scraper's token only.

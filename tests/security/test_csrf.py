@@ -35,6 +35,7 @@ PASSED_CSRF: dict[tuple[str, str], int] = {
     ("chat:delete", "POST"): 302,
     ("chat:feedback", "POST"): 200,  # no rating: none is given, and the controls come back
     ("chat:attachment_upload", "POST"): 400,  # {"error": {"code": "missing_file"}}: past the check
+    ("chat:attachment", "DELETE"): 404,  # no such unsent image of the caller's: past the check
     # accounts/: a form the harmless data leaves invalid is shown again (200), or refused
     # as a bad request (400); a valid one redirects.
     ("account_settings", "POST"): 302,
