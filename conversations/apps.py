@@ -22,4 +22,6 @@ class ConversationsConfig(AppConfig):
 
 
 def _attachment_file_delete(sender: type, instance: "Attachment", **kwargs: object) -> None:
-    instance.file.delete(save=False)
+    # An edited message's images share their files with the earlier version's.
+    if not sender._default_manager.filter(file=instance.file.name).exists():  # type: ignore[attr-defined]
+        instance.file.delete(save=False)

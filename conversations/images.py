@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -118,40 +119,46 @@ def attachment_create(*, owner: User, data: bytes) -> Attachment:
 
 
 def attachments_copy(*, originals: list[Attachment], target: Message) -> list[Attachment]:
-    """These images again, on `target` (an edited message keeps its pictures). Copies,
-    files too: each version owns its own, and deleting one leaves the other whole."""
-    copies = []
-    for original in originals:
-        copy = Attachment(
+    """These images again, on `target` (an edited message keeps its pictures). New rows
+    sharing the stored files: nothing is written to storage, so a transaction that rolls
+    back leaves nothing behind, and a file goes only with the last row naming it."""
+    return Attachment.objects.bulk_create(
+        Attachment(
             owner_id=original.owner_id,
             message=target,
+            file=original.file.name,
             content_type=original.content_type,
             width=original.width,
             height=original.height,
             size=original.size,
         )
-        with original.file.open("rb") as stored:
-            name = (original.file.name or "image").rsplit("/", 1)[-1]
-            copy.file.save(name, ContentFile(stored.read()), save=False)
-        copy.save()
-        copies.append(copy)
-    return copies
+        for original in originals
+    )
 
 
 def attachment_unsent_delete(*, owner: User, attachment_id: int) -> bool:
     """Remove an image the owner uploaded but has not sent (the composer's ×); False if
     there is none such: someone else's, or sent already (a sent one goes with its message)."""
-    unsent = Attachment.objects.filter(pk=attachment_id, owner_id=owner_id(owner), message__isnull=True)
-    deleted, _by_model = unsent.delete()  # its file goes too: conversations.apps
-    return bool(deleted)
+    return bool(_unsent_delete(pk=attachment_id, owner_id=owner_id(owner)))
+
+
+@transaction.atomic
+def _unsent_delete(**lookup: object) -> int:
+    """Delete the unsent images matching `lookup` (their files go too: conversations.apps).
+    Locked first: a message being sent with one of them either takes it or finds it gone."""
+    ids = list(
+        Attachment.objects.select_for_update()
+        .filter(message__isnull=True, **lookup)
+        .values_list("pk", flat=True)
+    )
+    _total, by_model = Attachment.objects.filter(pk__in=ids, message__isnull=True).delete()
+    return by_model.get(Attachment._meta.label, 0)
 
 
 def attachment_unsent_purge(*, older_than: timedelta | None = None) -> int:
     """Remove images uploaded and never sent (a closed tab, a change of mind); returns how many."""
     age = older_than if older_than is not None else timedelta(hours=settings.CHAT_UNSENT_IMAGE_HOURS)
-    stale = Attachment.objects.filter(message__isnull=True, created_at__lt=timezone.now() - age)
-    _total, by_model = stale.delete()
-    return by_model.get(Attachment._meta.label, 0)
+    return _unsent_delete(created_at__lt=timezone.now() - age)
 
 
 def attachment_base64_create(*, owner: User, image_data: str, image_type: str) -> Attachment:

@@ -29,12 +29,13 @@ REAP_SECONDS = 30.0
 
 
 async def reap_once() -> int:
-    reaped: int = await database_sync_to_async(reply_reap_orphans)(running=generation.running_ids())
-    if reaped:
-        logger.info("Marked %s reply(ies) left unfinished by a stopped process as interrupted", reaped)
+    # First: it needs no Redis, so an outage (reaping raises) does not stop it.
     removed = await database_sync_to_async(images.attachment_unsent_purge)()
     if removed:
         logger.info("Removed %s uploaded image(s) never sent", removed)
+    reaped: int = await database_sync_to_async(reply_reap_orphans)(running=generation.running_ids())
+    if reaped:
+        logger.info("Marked %s reply(ies) left unfinished by a stopped process as interrupted", reaped)
     return reaped
 
 

@@ -213,21 +213,22 @@ return 0
 _seen_run_ids: dict[str, str] = {}
 
 
-def leases_lost_recently() -> bool:
-    """Whether Redis restarted since this process last looked (sync: the reaper's thread).
+def leases_lost_recently(*, lease: int) -> bool:
+    """Whether Redis may have lost live leases lately (sync: the reaper's thread).
 
     A restart loses every lease at once, and a live process takes its leases back only
-    at its next renewal: until then its replies look orphaned. The reaper skips the pass
-    that first sees a new run; by the next one (REAP_SECONDS later, several renewals)
-    only the replies of dead processes are still without a lease.
+    at its next renewal (every third of `lease`): until then its replies look orphaned.
+    So: Redis up for less than one lease (which also covers a process started since), or
+    a restart since this process last looked (a pass may come just after one renewal fails).
     """
     connection = get_redis_connection("default")
     kwargs = connection.connection_pool.connection_kwargs
     server = f"{kwargs.get('host')}:{kwargs.get('port')}:{kwargs.get('path')}"
-    run_id = str(connection.info("server").get("run_id", ""))
+    info = connection.info("server")
+    run_id, uptime = str(info.get("run_id", "")), int(info.get("uptime_in_seconds", 0))
     seen = _seen_run_ids.get(server)
     _seen_run_ids[server] = run_id
-    return seen is not None and seen != run_id
+    return uptime < lease or (seen is not None and seen != run_id)
 
 
 def active_held(*, conversation_ids: list[object]) -> set[str]:

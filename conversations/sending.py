@@ -156,14 +156,13 @@ def _exchange_create(
     elif redo is Redo.EDIT and user_message.edited_from is not None:
         images = list(user_message.edited_from.attachments.all())
     if images and not choice.vision:
-        raise ChatError(
-            _("%(model)s cannot read images. Pick a model that can, or send the message without them.")
-            % {"model": choice.label},
-            code="model_cannot_read_images",
-        )
+        if redo is None:
+            text = _("%(model)s cannot read images. Pick a model that can, or send the message without them.")
+        else:  # the images are the message's own: nothing in the composer to take away
+            text = _("%(model)s cannot read images, and this message has some. Pick a model that can.")
+        raise ChatError(text % {"model": choice.label}, code="model_cannot_read_images")
     if redo is Redo.EDIT and images:
-        # The text changes; the pictures it was about go with it, as in ChatGPT. Copied
-        # only now: a refusal above rolls back rows, but would leave copied files behind.
+        # The text changes; the pictures it was about go with it, as in ChatGPT.
         images = attachments_copy(originals=images, target=user_message)
     # Known now: rendering the sent frame asks the database nothing. (Django's prefetch
     # cost ~0.3 ms a message even with nothing to fetch; py-spy at N=200 found it 15% of

@@ -64,10 +64,10 @@ def reply_reap_orphans(*, running: set[int]) -> int:
     writing it renews it) and it is not running here. Its text is the log's, else the
     last checkpoint. Safe to run in every process at any time. With Redis unreachable no
     lease can be seen, so nothing is taken for an orphan: RedisError is raised. Nor is
-    anything on the first pass after Redis restarted, which lost the live leases too
-    (a soak with a Redis restart saw a live reply reaped, its reader told "interrupted").
+    anything just after Redis restarted, which lost the live leases too (a soak with a
+    Redis restart saw a live reply reaped, its reader told "interrupted").
     """
-    if replylog.leases_lost_recently():
+    if replylog.leases_lost_recently(lease=generation.lease_seconds()):
         return 0
     candidates = list(
         Message.objects.filter(status=Message.Status.STREAMING)

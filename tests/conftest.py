@@ -94,6 +94,22 @@ def redis_restart(server: EmbeddedRedis, *, down_for: float = 0.0) -> None:
     server.start()
 
 
+def wait_for_uptime(seconds: int) -> None:
+    """Until the test's Redis has been up this long (the reaper trusts leases only then)."""
+    deadline = time.monotonic() + 5
+    while int(get_redis_connection("default").info("server")["uptime_in_seconds"]) < seconds:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def short_lease(settings):
+    """A 1 s lease: the reaper trusts leases once Redis has been up that long (it may have
+    just started, when a test runs alone), and a dead process's lease expires soon."""
+    settings.CHAT_LEASE_SECONDS = 1
+    wait_for_uptime(1)
+
+
 @pytest.fixture
 def no_provider(settings) -> None:
     settings.OPENAI_BASE_URL = ""

@@ -288,8 +288,10 @@
     if (!query || !picker || !list) { return false; }
     var options = Array.prototype.slice.call(list.options);
     var match = options.filter(function (o) { return o.value.toLowerCase() === query; })[0];
-    if (!match && partial) {
-      match = options.filter(function (o) { return o.value.toLowerCase().indexOf(query) >= 0; })[0];
+    if (!match && partial) {  // the model's name, its id, or its provider's name
+      match = options.filter(function (o) {
+        return (o.value + " " + o.dataset.model).toLowerCase().indexOf(query) >= 0;
+      })[0];
     }
     if (!match) { return false; }
     picker.value = match.dataset.model;
@@ -302,7 +304,8 @@
     if (event.target.id === "model-search") { modelSearchPick(event.target, false); }
   });
   document.addEventListener("keydown", function (event) {
-    if (event.target.id === "model-search" && event.key === "Enter") {
+    // Not while an IME composes (Chinese, Japanese): that Enter confirms a word.
+    if (event.target.id === "model-search" && event.key === "Enter" && !event.isComposing && event.keyCode !== 229) {
       event.preventDefault();
       modelSearchPick(event.target, true);
     }
@@ -378,6 +381,7 @@
       return response.json().then(function (data) { return { ok: response.ok, data: data }; });
     }).then(function (result) {
       if (!result.ok) { throw new Error((result.data.error || {}).message || "Upload failed"); }
+      if (!chip.isConnected) { removeUpload(box, result.data.id); return; }  // × while it uploaded
       preview.src = result.data.url;  // the stored image, as the model will see it
       var id = document.createElement("input");
       id.type = "hidden";
@@ -389,6 +393,13 @@
       chip.remove();
       showComposerError(error.message);
     });
+  }
+  // Not sent, so not kept: the server deletes the upload (it would expire anyway).
+  function removeUpload(box, id) {
+    if (!box || !box.dataset.upload) { return; }
+    fetch(box.dataset.upload + id + "/", {
+      method: "DELETE", credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() }
+    }).catch(function () {});
   }
   document.addEventListener("change", function (event) {
     if (event.target.id !== "attach-input") { return; }
@@ -407,14 +418,8 @@
     if (!remove) { return; }
     var chip = remove.parentElement;
     var id = chip.querySelector("input[name=attachments]");
-    var box = attachments();
     chip.remove();
-    // Not sent, so not kept: the server deletes the upload (it would expire anyway).
-    if (id && box && box.dataset.upload) {
-      fetch(box.dataset.upload + id.value + "/", {
-        method: "DELETE", credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() }
-      }).catch(function () {});
-    }
+    if (id) { removeUpload(attachments(), id.value); }
   });
   ["dragenter", "dragover"].forEach(function (type) {
     document.addEventListener(type, function (event) {

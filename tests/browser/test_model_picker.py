@@ -89,15 +89,18 @@ def test_with_many_models_a_search_picks_one(live_app, fake_openai, second_fake,
     sign_in(page, live_app, "alice")
     search = page.locator("#model-search")
 
-    search.fill("nothing like it")
-    search.press("Enter")
-    expect(page.locator("#model-select")).to_have_value("")  # no match: the pick stays
     search.fill("vision")
     search.press("Enter")  # the first model whose name holds it
 
     expect(page.locator("#model-select")).to_have_value("second/second-vision")
     expect(search).to_have_value("")
     expect(page.locator("#message-input")).to_be_focused()
+    search.fill("nothing like it")
+    search.press("Enter")
+    expect(page.locator("#model-select")).to_have_value("second/second-vision")  # no match: the pick stays
+    search.fill("extra-2")
+    search.press("Enter")  # by the model's id
+    expect(page.locator("#model-select")).to_have_value("second/extra-2")
     search.fill("Extra 4 · Second Cloud")  # a suggestion chosen: the whole of it
     expect(page.locator("#model-select")).to_have_value("second/extra-4")
     page.fill("#message-input", "Hello")

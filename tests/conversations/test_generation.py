@@ -12,7 +12,7 @@ from conversations.models import Message
 from conversations.sending import message_send
 from conversations.services import ChatError, conversation_create, conversation_delete, reply_stop
 from conversations.store import reply_reap_orphans
-from tests.conftest import redis_restart, wait_for_reply
+from tests.conftest import redis_restart, wait_for_reply, wait_for_uptime
 from tests.fake_openai import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -180,7 +180,7 @@ def orphan(owner, content="checkpointed text"):
     )
 
 
-def test_an_orphaned_reply_is_finished_as_interrupted_with_its_checkpoint(alice, builtin_roles):
+def test_an_orphaned_reply_is_finished_as_interrupted_with_its_checkpoint(alice, builtin_roles, short_lease):
     reply = orphan(alice)
 
     assert reply_reap_orphans(running=set()) == 1
@@ -189,7 +189,7 @@ def test_an_orphaned_reply_is_finished_as_interrupted_with_its_checkpoint(alice,
     assert (reply.status, reply.content) == ("interrupted", "checkpointed text")
 
 
-async def test_a_reply_with_a_live_lease_is_not_reaped(alice, builtin_roles, fake_openai):
+async def test_a_reply_with_a_live_lease_is_not_reaped(alice, builtin_roles, short_lease, fake_openai):
     _, exchange = await start(alice, fake_openai, Reply(tokens=["a", "b"], hang_after_tokens=1))
     await events_until(exchange.reply.pk, 1)
 
@@ -227,18 +227,36 @@ async def test_a_reply_completes_across_a_redis_restart(alice, builtin_roles, fa
     assert "".join(seen) == "".join(tokens)  # every word once, in order
 
 
-def test_the_first_pass_after_a_redis_restart_takes_no_reply_for_an_orphan(alice, builtin_roles, own_redis):
+def test_just_after_a_redis_restart_no_reply_is_an_orphan(alice, builtin_roles, own_redis, settings):
+    settings.CHAT_LEASE_SECONDS = 1
+    wait_for_uptime(1)
     assert reply_reap_orphans(running=set()) == 0  # this process has seen this Redis run
     reply = orphan(alice)  # as another process's live reply looks once a restart lost its lease
     redis_restart(own_redis)
 
     assert reply_reap_orphans(running=set()) == 0
     assert Message.objects.get(pk=reply.pk).status == Message.Status.STREAMING
-    # Its process would have claimed the lease back by the next pass; nobody did.
+    # Its process would have claimed the lease back by now; nobody did.
+    wait_for_uptime(1)
     assert reply_reap_orphans(running=set()) == 1
 
 
-def test_reaping_tells_watchers_the_reply_is_over(alice, builtin_roles):
+def test_a_process_started_soon_after_redis_takes_no_reply_for_an_orphan(
+    alice, builtin_roles, settings, monkeypatch
+):
+    monkeypatch.setattr(replylog, "_seen_run_ids", {})  # this process has seen no Redis run yet
+    settings.CHAT_LEASE_SECONDS = 10**6  # Redis has been up for less than one lease
+    reply = orphan(alice)
+
+    assert reply_reap_orphans(running=set()) == 0
+
+    settings.CHAT_LEASE_SECONDS = 1
+    wait_for_uptime(1)
+    assert reply_reap_orphans(running=set()) == 1
+    assert Message.objects.get(pk=reply.pk).status == Message.Status.INTERRUPTED
+
+
+def test_reaping_tells_watchers_the_reply_is_over(alice, builtin_roles, short_lease):
     reply = orphan(alice)
 
     reply_reap_orphans(running=set())
@@ -246,7 +264,9 @@ def test_reaping_tells_watchers_the_reply_is_over(alice, builtin_roles):
     assert replylog.snapshot(reply_id=reply.pk).ended
 
 
-async def test_a_running_server_reaps_again_every_reap_seconds(alice, builtin_roles, monkeypatch):
+async def test_a_running_server_reaps_again_every_reap_seconds(
+    alice, builtin_roles, short_lease, monkeypatch
+):
     assert lifecycle.REAP_SECONDS == 30  # the README's "every 30 s"
     monkeypatch.setattr(lifecycle, "REAP_SECONDS", 0.1)
     passes = 0

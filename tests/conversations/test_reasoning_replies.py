@@ -136,7 +136,7 @@ async def test_a_stop_while_thinking_keeps_exactly_the_reasoning_seen(alice, bui
     await asyncio.to_thread(fake_openai.wait_for_open_streams, 0)
 
 
-def test_an_orphan_keeps_its_reasoning_and_its_answer_apart(alice, builtin_roles):
+def test_an_orphan_keeps_its_reasoning_and_its_answer_apart(alice, builtin_roles, short_lease):
     conversation = conversation_create(owner=alice)
     Message.objects.create(conversation=conversation, author="user", content="q")
     reply = Message.objects.create(

@@ -11,15 +11,18 @@ from django.utils import timezone
 
 from accounts.services import user_delete
 from conversations import lifecycle
-from conversations.images import attachment_create, attachment_unsent_purge
+from conversations.images import attachment_create, attachment_unsent_purge, attachments_copy
 from conversations.models import Attachment, Message
 from conversations.sending import message_edit, message_send
-from conversations.services import conversation_create
+from conversations.services import ChatError, conversation_create
+from providers.selectors import ModelPick
 from tests.conftest import wait_for_reply
 from tests.conversations.test_attachments import VISION, image_parts, second, signed_in  # noqa: F401
 from tests.images import png
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+BLIND = ModelPick("second", "second-large")  # a model of the second provider that reads no images
 
 
 def sent(owner) -> Attachment:
@@ -91,6 +94,7 @@ async def test_the_running_servers_reaper_removes_stale_unsent_images(alice):
     await lifecycle.reap_once()
 
     assert not await Attachment.objects.filter(pk=stale.pk).aexists()
+    assert not await sync_to_async(Path(stale.file.path).exists)()
 
 
 def test_the_image_route_forbids_scripts_and_sandboxes_the_file(alice):
@@ -116,7 +120,7 @@ def test_deleting_the_account_deletes_every_image_file(alice, builtin_roles):
     assert not Attachment.objects.exists()
 
 
-async def test_an_edited_message_keeps_its_images_as_copies(alice, builtin_roles, second):  # noqa: F811
+async def test_an_edited_message_keeps_its_images(alice, builtin_roles, second):  # noqa: F811
     conversation = await sync_to_async(conversation_create)(owner=alice)
     image = await sync_to_async(attachment_create)(owner=alice, data=png())
     first = await message_send(
@@ -139,6 +143,47 @@ async def test_an_edited_message_keeps_its_images_as_copies(alice, builtin_roles
     assert len(copies) == 1 and copies[0].pk != image.pk
     original = await Attachment.objects.aget(pk=image.pk)
     assert original.message_id == first.user_message.pk  # the earlier version keeps its own
-    files = await sync_to_async(lambda: [Path(a.file.path).read_bytes() for a in (copies[0], original)])()
-    assert files[0] == files[1]
-    assert copies[0].file.name != original.file.name
+
+
+def test_an_image_two_versions_show_keeps_its_file_until_the_last_goes(alice, builtin_roles):
+    original = sent(alice)
+    first = Message.objects.get(attachments=original)
+    edited = Message.objects.create(conversation=first.conversation, author="user", content="q2")
+    (copy,) = attachments_copy(originals=[original], target=edited)
+    path = Path(original.file.path)
+
+    first.delete()
+    assert path.exists()
+    assert Path(Attachment.objects.get(pk=copy.pk).file.path) == path
+
+    edited.delete()
+    assert not path.exists()
+
+
+async def test_an_edit_for_a_model_that_cannot_read_images_says_the_message_has_some(
+    alice,
+    builtin_roles,
+    second,  # noqa: F811
+):
+    conversation = await sync_to_async(conversation_create)(owner=alice)
+    image = await sync_to_async(attachment_create)(owner=alice, data=png())
+    first = await message_send(
+        owner=alice, conversation_id=conversation.pk, content="What?", pick=VISION, attachments=[image.pk]
+    )
+    await wait_for_reply(first.reply.pk)
+    asked_before = len(second.requests)
+
+    with pytest.raises(ChatError) as refused:
+        await message_edit(
+            owner=alice,
+            conversation_id=conversation.pk,
+            content="Which?",
+            pick=ModelPick("second", "second-large"),
+        )
+
+    assert refused.value.code == "model_cannot_read_images"
+    assert "this message has some" in refused.value.message
+    assert len(second.requests) == asked_before
+    # Nothing was set aside: the message and its image are as they were.
+    assert await Attachment.objects.filter(message_id=first.user_message.pk).acount() == 1
+    assert await Attachment.objects.acount() == 1

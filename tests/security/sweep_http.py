@@ -29,7 +29,7 @@ from tests.security.routes import (
 )
 from tests.security.sweep import ID_NAMES, REDIRECTS, REFUSALS, STREAM_WITHIN, Finding, param_value, settle
 from tests.security.sweep_source import fields_read, view_functions
-from tests.security.victims import ANY_KIND, KINDS, Thing, World
+from tests.security.victims import ANY_KIND, KINDS, Thing, World, state_change
 
 # --- HTTP ---------------------------------------------------------------------------------------
 
@@ -300,6 +300,6 @@ async def http_findings(
                 findings.append(Finding(route.name, f"never served {caller.name}: the sweep proves nothing"))
         await settle(world)
         if (after := await world.state()) != before:
-            findings.append(Finding(route.name, "changed the victim's data"))
+            findings.append(Finding(route.name, f"changed the victim's data ({state_change(before, after)})"))
             before = after
     return findings

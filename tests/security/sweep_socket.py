@@ -33,7 +33,7 @@ from tests.security.sweep import (
     settle,
 )
 from tests.security.sweep_source import action_candidates, actions_in_source, frame_fields_in_source
-from tests.security.victims import Thing, World, marker
+from tests.security.victims import Thing, World, marker, state_change
 
 acookie = sync_to_async(session_cookie_for)
 
@@ -168,9 +168,10 @@ async def socket_findings(
                     first = next(f for f in answer if ERROR_FRAGMENT not in f)
                     findings.append(Finding(where, f"answered more than an error: {first[:200]!r}", request))
         await settle(world)
-        if await world.state() != before:
-            findings.append(Finding(where, f"{label} changed the victim's data"))
-            before = await world.state()
+        if (after := await world.state()) != before:
+            change = state_change(before, after)
+            findings.append(Finding(where, f"{label} changed the victim's data ({change})"))
+            before = after
 
     # The victim writes on in her conversation: nothing of it reaches the attacker's socket
     # (it never joined her conversation's group).

@@ -278,6 +278,18 @@ class World:
         return await sync_to_async(victim_state)(self.victim)
 
 
+STATE_PARTS = ("conversations", "messages", "images", "tokens", "limits", "account", "live", "slots")
+
+
+def state_change(before: tuple[Any, ...], after: tuple[Any, ...]) -> str:
+    """What differs between two victim_state()s, to say in a finding."""
+    return "; ".join(
+        f"{name}: {old!r:.300} -> {new!r:.300}"
+        for name, old, new in zip(STATE_PARTS, before, after, strict=True)
+        if old != new
+    )
+
+
 def victim_state(user: User) -> tuple[Any, ...]:
     """Everything any request could change about a user's data, in the database and in Redis."""
     conversations = list(
