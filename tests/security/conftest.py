@@ -28,6 +28,9 @@ async def world(bob, builtin_roles, fake_openai, settings, fast_password_hashing
     and the attacker, Bob, with objects of his own."""
     # The victim's reply being written must not be saved half way while the sweep compares.
     settings.CHAT_CHECKPOINT_SECONDS = 3600
+    # Nor end while it waits on the hung fake: a sweep of every route outlasts the 60 s
+    # read timeout on a loaded machine, and the reply's end read as a change by a probe.
+    settings.OPENAI_READ_TIMEOUT = 3600
     # The model reads images: a send naming the victim's image gets as far as it can.
     settings.OPENAI_MODEL_VISION = True
     markers: dict[str, str] = {}
