@@ -2,6 +2,7 @@
 
     ./run bench [--n 1,10,50,200,500,1000] [--transport sse,ws] [--json out.json] [--quick]
     ./run bench --soak [--duration 600] [--streams 100] [--faults 0.05]   (bench/soak.py)
+    ./run bench --search [--conversations 10000] [--messages 20]          (bench/search.py)
 
 Starts an embedded Redis, a model server pacing tokens like a real one (default 200 tokens
 at 50 tokens/s, first token after 0.2 s), and Chatsite through `python -m chatsite.launcher`
@@ -70,9 +71,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     soak.add_argument("--duration", type=float, default=600.0, help="soak seconds")
     soak.add_argument("--streams", type=int, default=100, help="soak: concurrent streams")
     soak.add_argument("--faults", type=float, default=0.05, help="soak: share of upstream requests that fail")
+    search = parser.add_argument_group("search (bench/search.py)")
+    search.add_argument("--search", action="store_true", help="search and the page over many conversations")
+    search.add_argument("--conversations", type=int, default=10000, help="search: the reader's conversations")
+    search.add_argument("--messages", type=int, default=20, help="search: messages per conversation")
+    search.add_argument("--loads", type=int, default=20, help="search: requests per query")
     args = parser.parse_args(argv)
     if args.soak and args.json == parser.get_default("json"):
         args.json = BASE_DIR / "test-artifacts" / "soak.json"
+    if args.search and args.json == parser.get_default("json"):
+        args.json = BASE_DIR / "test-artifacts" / "search.json"
     if args.quick:
         args.n, args.tokens, args.idle = [1, 10], min(args.tokens, 50), min(args.idle, 200)
     if not args.n or min(args.n) < 1:
@@ -155,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.soak import soak
 
             return soak(args)
+        if args.search:
+            from bench.search import search_bench
+
+            return search_bench(args)
         return run(args)
     except KeyboardInterrupt:
         _progress("Interrupted: everything the bench started is stopped.")

@@ -12,13 +12,23 @@ class ConversationsConfig(AppConfig):
     verbose_name = _("Conversations")
 
     def ready(self) -> None:
-        from django.db.models.signals import post_delete
+        from django.db.models.signals import post_delete, post_migrate
 
         from conversations.models import Attachment
 
         # However a row goes (its message, conversation or user deleted, by cascade),
         # its file goes with it. A signal: cascades do not call a model's delete().
         post_delete.connect(_attachment_file_delete, sender=Attachment, dispatch_uid="attachment-file")
+        # A later migration that rebuilds the message table drops the search index's triggers.
+        post_migrate.connect(_search_index_ensure, sender=self, dispatch_uid="search-index")
+
+
+def _search_index_ensure(sender: AppConfig, using: str = "default", **kwargs: object) -> None:
+    from django.db import connections
+
+    from conversations.search_index import search_index_ensure
+
+    search_index_ensure(connections[using])
 
 
 def _attachment_file_delete(sender: type, instance: "Attachment", **kwargs: object) -> None:

@@ -12,6 +12,7 @@ from conversations.images import attachment_data_url
 from conversations.llm import ChatMessage
 from conversations.models import ApiToken, Conversation, Message
 from conversations.reasoning import reasoning_join
+from conversations.search import conversations_matching
 
 SIDEBAR_LIMIT = 200
 
@@ -44,11 +45,15 @@ def conversation_summaries(
     owner: AbstractBaseUser | AnonymousUser,
     limit: int = SIDEBAR_LIMIT,
     before: Conversation | None = None,
+    query: str = "",
 ) -> QuerySet[Conversation]:
     """The owner's conversations, newest first, each with `last_message` (its newest text);
-    with `before`, only those that come after it in that order (the next page)."""
+    with `before`, only those that come after it in that order (the next page); with
+    `query`, only those whose title or messages hold its words (conversations.search)."""
     newest = Message.objects.filter(conversation=OuterRef("pk")).exclude(content="").order_by("-id")
     owned = _owned(owner)
+    if query.strip():
+        owned = owned.filter(conversations_matching(owner=owner, query=query))
     if before is not None:
         owned = owned.filter(
             Q(updated_at__lt=before.updated_at) | Q(updated_at=before.updated_at, id__lt=before.id)

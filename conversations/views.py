@@ -2,12 +2,13 @@
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 from redis.exceptions import RedisError
 
-from conversations import export, feedback, replylog, services
+from conversations import export, feedback, replylog, search, services
 from conversations.models import Conversation, Message
 from conversations.reasoning import reasoning_join
 from conversations.selectors import (
@@ -27,7 +28,9 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpResponse:
+def _chat_page(
+    request: HttpRequest, conversation: Conversation | None, found: dict[str, object] | None = None
+) -> HttpResponse:
     messages = message_list(conversation=conversation) if conversation else []
     streaming = message_streaming(conversation=conversation) if conversation else None
     # A reply still being written shows its text so far; the socket continues it.
@@ -45,8 +48,17 @@ def _chat_page(request: HttpRequest, conversation: Conversation | None) -> HttpR
             "model_groups": model_groups(),
             "model_current": conversation_model_value(conversation) if conversation else "",
             "versions": turn_versions(conversation=conversation) if conversation else None,
+            "found": found or _search_results(request, ""),
         },
     )
+
+
+def _search_results(request: HttpRequest, query: str) -> dict[str, object]:
+    return {
+        "query": query,
+        "titles": search.conversation_title_search(owner=request.user, query=query),
+        "hits": search.message_search(owner=request.user, query=query, limit=SEARCH_HITS),
+    }
 
 
 def _text_so_far(reply: Message) -> str:
@@ -72,6 +84,22 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
     return _chat_page(request, _get_owned(request, conversation_id))
+
+
+SEARCH_HITS = 30
+
+
+@require_GET
+def conversation_search(request: HtmxHttpRequest) -> HttpResponse:
+    """The sidebar's search: conversations by title and messages holding the words of `q`
+    (as a whole page with the results in its sidebar, without htmx)."""
+    found = _search_results(request, request.GET.get("q", "")[: search.QUERY_MAX_CHARS].strip())
+    if request.htmx:
+        response = render(request, "chat/frames/search_results.html", {"found": found})
+    else:
+        response = _chat_page(request, None, found)
+    patch_vary_headers(response, ["HX-Request"])  # a fragment or a page, by that header
+    return response
 
 
 @require_POST

@@ -27,3 +27,22 @@ def test_the_quick_benchmark_runs_and_every_reply_arrives_exact(tmp_path: Path) 
     }
     for phase in phases:
         assert (phase["exact"], phase["errors"]) == (phase["n"], {}), phase
+
+
+def test_the_search_benchmark_finds_exactly_the_planted_messages(tmp_path: Path) -> None:
+    out = tmp_path / "search.json"
+    small = ["--conversations", "40", "--messages", "6", "--loads", "2"]
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--search", *small, "--json", str(out)],
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["problems"] == []
+    assert report["messages"] == (40 + 4) * 6
+    assert any(name.startswith("GET /chat/search: the planted word") for name in report["figures"])
+    assert "chat page" in report["figures"]

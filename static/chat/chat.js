@@ -36,6 +36,8 @@
     }
     if (event.key === "Escape") {
       if (event.defaultPrevented || menuOpen()) { return; }  // Esc closes the open menu first
+      // In the search box or its results, Esc clears the search (below), never stops a reply.
+      if (event.target.closest && event.target.closest(".sidebar-search, #search-results")) { return; }
       var edit = event.target.closest && event.target.closest(".msg-edit[open]");
       if (edit) { event.preventDefault(); closeEdit(edit); return; }
       if (drawerOpen()) { event.preventDefault(); setDrawer(false, true); return; }
@@ -236,6 +238,67 @@
     }
   });
 
+  // --- Search: Ctrl+K (⌘K on a Mac), Escape, arrows through the results -----------
+  // On a Mac, Ctrl+K is the text fields' "delete to the end of the line": left alone.
+  var mac = /Mac|iPhone|iPad/.test(navigator.platform || "");
+  function searchInput() { return document.getElementById("search-input"); }
+  function searchClear(box) {
+    box.value = "";
+    // Told as typing is, so htmx sends the empty query (the results hide) and forgets
+    // the old one: the same words typed again search again.
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    var results = document.getElementById("search-results");
+    if (results) { results.hidden = true; }
+  }
+  document.addEventListener("keydown", function (event) {
+    var box = searchInput();
+    if (!box || event.isComposing || event.keyCode === 229) { return; }  // an IME picks a word
+    if ((mac ? event.metaKey : event.ctrlKey) && !event.altKey && (event.key === "k" || event.key === "K")) {
+      event.preventDefault();
+      if (phone.matches) { setDrawer(true, false); }
+      box.focus();
+      box.select();
+      return;
+    }
+    var hits = Array.prototype.slice.call(document.querySelectorAll("#search-results .hit > a"));
+    var at = hits.indexOf(document.activeElement);
+    if (event.key === "Escape" && (event.target === box || at >= 0)) {
+      event.preventDefault();
+      // Esc clears the search; in an empty box it closes the phone's drawer.
+      if (box.value) { searchClear(box); box.focus(); } else if (drawerOpen()) { setDrawer(false, true); } else { focusInput(); }
+      return;
+    }
+    if ((event.key === "ArrowDown" || event.key === "ArrowUp") && (event.target === box || at >= 0) && hits.length) {
+      event.preventDefault();
+      var next = event.key === "ArrowDown" ? at + 1 : at - 1;
+      if (next < 0) { box.focus(); } else { hits[Math.min(next, hits.length - 1)].focus(); }
+    }
+  });
+  // A search result opens its conversation at the message: shown, marked, not scrolled past.
+  function showFound() {
+    document.querySelectorAll(".msg.found").forEach(function (m) { m.classList.remove("found"); });
+    var match = /^#msg-(\d+)$/.exec(window.location.hash);
+    var found = match && document.getElementById("msg-" + match[1]);
+    if (!found) { return false; }
+    stickToBottom = false;
+    found.classList.add("found");
+    found.scrollIntoView({ block: "center" });
+    return true;
+  }
+  // The browser's own jump to #msg-N comes at load, after ours, and puts the message at
+  // the very top: centre it again.
+  window.addEventListener("load", function () { showFound(); });
+  // A result in the open conversation: no page load (the same #msg-N fires no
+  // hashchange either), so the message is shown here.
+  document.addEventListener("click", function (event) {
+    var hit = event.target.closest && event.target.closest("#search-results .hit > a");
+    if (!hit || hit.pathname !== window.location.pathname || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
+    event.preventDefault();
+    history.replaceState(null, "", hit.href);
+    showFound();
+    if (drawerOpen()) { setDrawer(false, false); }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     var box = messages();
     if (box) {
@@ -247,10 +310,10 @@
       new MutationObserver(scrollToBottom).observe(box, { childList: true, subtree: true });
       if (window.ResizeObserver) { new ResizeObserver(scrollToBottom).observe(box); }
     }
-    scrollToBottom();
+    addCodeButtons();
+    if (!showFound()) { scrollToBottom(); }
     autosize();
     focusInput();
-    addCodeButtons();
     syncDrawer(false);
     phone.addEventListener("change", function () { syncDrawer(false); });
   });

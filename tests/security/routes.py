@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern
 
 from conversations.routing import websocket_urlpatterns
-from tests.security.victims import ANY_KIND
+from tests.security.victims import ANY_KIND, SEARCHED
 
 # Django's own apps (with their own tests) and files: not in the CSRF tests' sweep.
 SKIPPED_PREFIXES = ("admin/", "i18n/", "static/")
@@ -45,6 +45,7 @@ class Declared:
 
 
 GET, POST, PUT, DELETE = frozenset({"GET"}), frozenset({"POST"}), frozenset({"PUT"}), frozenset({"DELETE"})
+SEARCH_PROBE = f"{SEARCHED} {SEARCHED[:2]}"
 # The API reads the legacy `user_id` everywhere: it may only name the caller.
 LEGACY = {"user_id": "user"}
 
@@ -93,7 +94,13 @@ ROUTES: dict[str, Declared] = {
         api=True,
     ),
     "api-chat-history": Declared(GET, {"session_id": "conversation", **LEGACY}, api=True),
-    "api-chat-sessions": Declared(GET, {"before": "conversation", "limit": Text("10"), **LEGACY}, api=True),
+    # Search: every victim's marker starts with SEARCHED, so a search not scoped to its
+    # caller finds every one of them (through the index for the word, by a scan for the
+    # short one beside it).
+    "api-chat-sessions": Declared(
+        GET, {"before": "conversation", "limit": Text("10"), "q": Text(SEARCH_PROBE), **LEGACY}, api=True
+    ),
+    "api-chat-search": Declared(GET, {"q": Text(SEARCH_PROBE), "limit": Text("50"), **LEGACY}, api=True),
     "api-chat-session": Declared(DELETE, {"session_id": "conversation", **LEGACY}, api=True),
     "api-roles": Declared(GET, LEGACY, api=True),
     # The site's providers and models: the same for every user, never a key or a URL.
@@ -101,6 +108,7 @@ ROUTES: dict[str, Declared] = {
     "^chat/": Declared(frozenset(SWEPT_METHODS), api=True),  # the API's catch-all: JSON 404 for anything
     "chat:home": Declared(GET),
     "chat:conversation": Declared(GET, {"conversation_id": "conversation"}),
+    "chat:search": Declared(GET, {"q": Text(SEARCH_PROBE)}),
     "chat:rename": Declared(
         POST,
         # `active` is compared with the path's conversation, never looked up.

@@ -27,10 +27,12 @@ from roles.models import Role
 from tests.conftest import frames_until, wait_for_reply
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.security import dispatch_samples
+from tests.security.leaky_search_urls import LEAKY_SEARCH
 from tests.security.leaky_urls import LEAKY_ROUTES
 from tests.security.routes import (
     ADMIN_PREFIX,
     ROUTES,
+    SEARCH_PROBE,
     SOCKET_ACTIONS,
     WEBSOCKET_ROUTES,
     Declared,
@@ -239,6 +241,30 @@ async def test_the_sweep_catches_an_unprotected_export_and_message_route(world, 
     assert not [f for f in declared if "declared" in f.problem]
     # Without the two, the URLconf passes: every finding is theirs.
     assert {f.route for f in undeclared} == set(LEAKY_ROUTES)
+
+
+@pytest.mark.parametrize("path", ["/chat/search", "/chat/sessions", "/search/"])
+async def test_the_sweeps_search_words_find_the_victims_data_for_the_victim(path, world):
+    """The control: what the sweep searches for as the attacker finds the victim's own."""
+    client = AsyncClient()
+    await client.aforce_login(world.victim)
+
+    response = await client.get(path, {"q": SEARCH_PROBE}, headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    assert world.leaks_in(response.content)
+
+
+async def test_the_sweep_catches_a_search_that_looks_through_everyones_messages(world, settings):
+    settings.ROOT_URLCONF = "tests.security.leaky_search_urls"
+    [leaky] = [route for route in all_http_routes() if route.route == LEAKY_SEARCH]
+    # Declared as a reviewer would: its `q` names no object, it is only words.
+    table = {**ROUTES, LEAKY_SEARCH: Declared(frozenset({"GET"}), {"q": Text(SEARCH_PROBE)})}
+
+    findings = await http_findings([leaky], world, table)
+
+    print("\nThe unscoped search, declared:\n" + summary(findings))
+    assert _leaks(findings, LEAKY_SEARCH)
 
 
 # --- The provider's secrets ----------------------------------------------------------------

@@ -101,9 +101,14 @@ class Owner:
         return self._busy
 
 
+# What every marker starts with: the text the sweep searches for (three letters, so a
+# search looks it up in the trigram index).
+SEARCHED = "zqv"
+
+
 def marker(markers: dict[str, str], what: str) -> str:
     """A fresh marker: letters and hex only, so no escaping (HTML, JSON, URL) changes it."""
-    value = f"zq{what.split()[0]}{secrets.token_hex(6)}"
+    value = f"{SEARCHED}{what.split()[0]}{secrets.token_hex(6)}"
     markers[value] = what
     return value
 

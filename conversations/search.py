@@ -1,0 +1,232 @@
+"""Search in the owner's own conversations: their titles and the text of their messages.
+
+A query is words separated by spaces; a hit holds every word, anywhere, in any case
+(as far as the database folds case). On SQLite, words of three or more characters are
+looked up in the trigram index (migration 0012), which finds runs of characters, so
+Chinese written without spaces is found too; shorter words ("你好", "AI") are matched
+by scanning the owner's messages. Other databases scan (`icontains`) until they get an
+index of their own.
+
+Every read here is scoped to its owner, like conversations.selectors.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from conversations import search_index
+from conversations.models import Conversation, Message
+from conversations.search_index import index_supported
+
+QUERY_MAX_CHARS = 200
+# Shorter words cannot use the trigram index.
+INDEXED_MIN_CHARS = 3
+# Ranked by how well they match: this many of the newest matches (see _ranked_ids).
+RANK_WINDOW = 200
+SNIPPET_CONTEXT = 60  # characters shown on each side of the first match
+INDEX_TABLE = search_index.TABLE
+
+
+# Control characters (NUL ends an FTS5 string early) are spaces in a query.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def search_terms(query: str) -> list[str]:
+    """The query's words, each once (ignoring case)."""
+    terms: list[str] = []
+    seen: set[str] = set()
+    for word in _CONTROL.sub(" ", query[:QUERY_MAX_CHARS]).split():
+        if word.casefold() not in seen:
+            seen.add(word.casefold())
+            terms.append(word)
+    return terms
+
+
+def _uses_index(terms: list[str]) -> bool:
+    return index_supported(connection) and any(len(term) >= INDEXED_MIN_CHARS for term in terms)
+
+
+def _owned_messages(owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Message]:
+    # Superseded versions are neither shown nor found; a reply's empty start holds nothing.
+    return Message.objects.filter(conversation__owner_id=owner.pk, superseded=False).exclude(content="")
+
+
+def _like(term: str) -> str:
+    """`term` as a LIKE pattern matching it anywhere (its own % and _ taken literally)."""
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _indexed(select: str, owner: AbstractBaseUser | AnonymousUser, terms: list[str]) -> tuple[str, list[Any]]:
+    """SQL for the owner's messages holding every word, through the trigram index: the
+    index finds the long words (each a quoted string, so nothing in it is an operator),
+    LIKE checks the short ones among what it found."""
+    message, conversation = Message._meta.db_table, Conversation._meta.db_table
+    long = [term for term in terms if len(term) >= INDEXED_MIN_CHARS]
+    short = [term for term in terms if len(term) < INDEXED_MIN_CHARS]
+    sql = (
+        f"SELECT {select} FROM {INDEX_TABLE} JOIN {message} m ON m.id = {INDEX_TABLE}.rowid "
+        f"JOIN {conversation} c ON c.id = m.conversation_id "
+        f"WHERE {INDEX_TABLE} MATCH %s AND c.owner_id = %s AND NOT m.superseded"
+        + "".join(" AND m.content LIKE %s ESCAPE '\\'" for _term in short)
+    )
+    match = " AND ".join('"' + term.replace('"', '""') + '"' for term in long)
+    return sql, [match, owner.pk, *(_like(term) for term in short)]
+
+
+def _scanned(owner: AbstractBaseUser | AnonymousUser, terms: list[str]) -> QuerySet[Message]:
+    """The owner's messages holding every word, by reading them all (no index)."""
+    messages = _owned_messages(owner)
+    for term in terms:
+        messages = messages.filter(content__icontains=term)
+    return messages
+
+
+def conversations_matching(*, owner: AbstractBaseUser | AnonymousUser, query: str) -> Q:
+    """A filter for the owner's conversations whose title, or one of whose messages, holds
+    every word of `query` (nothing, for a query of no words)."""
+    terms = search_terms(query)
+    if not terms:
+        return Q(pk__in=[])
+    title = Q()
+    for term in terms:
+        title &= Q(title__icontains=term)
+    if _uses_index(terms):
+        in_messages = Q(pk__in=RawSQL(*_indexed("m.conversation_id", owner, terms)))
+    else:
+        in_messages = Q(pk__in=_scanned(owner, terms).values("conversation_id"))
+    return Q(owner_id=owner.pk) & (title | in_messages)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """Text around a match, in parts: (text, whether it is one of the query's words)."""
+
+    parts: tuple[tuple[str, bool], ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(part for part, _match in self.parts)
+
+    @property
+    def highlights(self) -> list[tuple[int, int]]:
+        """Where the matches are in `text`: [start, end) character offsets."""
+        spans, at = [], 0
+        for part, match in self.parts:
+            if match:
+                spans.append((at, at + len(part)))
+            at += len(part)
+        return spans
+
+
+def snippet_make(text: str, terms: list[str], context: int = SNIPPET_CONTEXT) -> Snippet:
+    """The text around the first match of any word, on one line, with every match marked."""
+    flat = " ".join(text.split())
+    # Matched in the text itself (re's per-character case folding), so offsets are the
+    # text's: str.casefold() and lower() can change a string's length ("ß", "İ").
+    words = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
+    first = words.search(flat) if terms else None
+    at = first.start() if first else 0
+    start, end = max(0, at - context), min(len(flat), max(at + context * 2, first.end() if first else 0))
+    if start > 0 and " " in flat[start:at]:
+        start = flat.index(" ", start) + 1  # start on a word
+    parts: list[tuple[str, bool]] = [("…", False)] if start > 0 else []
+    at = start
+    for match in words.finditer(flat, start, end) if terms else ():
+        if match.start() > at:
+            parts.append((flat[at : match.start()], False))
+        parts.append((match.group(), True))
+        at = match.end()
+    if at < end:
+        parts.append((flat[at:end], False))
+    if end < len(flat):
+        parts.append(("…", False))
+    return Snippet(parts=tuple(parts))
+
+
+@dataclass(frozen=True)
+class MessageHit:
+    conversation_id: uuid.UUID
+    conversation_title: str
+    message_id: int
+    author: str
+    created_at: datetime
+    snippet: Snippet
+
+
+def _ranked_ids(owner: AbstractBaseUser | AnonymousUser, terms: list[str], limit: int) -> list[int]:
+    """The ids of the owner's matching messages, best first.
+
+    Through the index: by BM25 among the newest RANK_WINDOW matches, then newest first.
+    Ranking every match of a common word ("the", "python") read the whole of its long
+    list of hits (hundreds of ms at 200,000 messages); the newest come straight off the
+    index, in its order. Without the index: newest first.
+    """
+    if not _uses_index(terms):
+        return list(_scanned(owner, terms).order_by("-id").values_list("id", flat=True)[:limit])
+    sql, params = _indexed(f"m.id AS id, {INDEX_TABLE}.rank AS rank", owner, terms)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM ({sql} AND m.content != '' ORDER BY {INDEX_TABLE}.rowid DESC LIMIT %s) "
+            "ORDER BY rank, id DESC LIMIT %s",
+            [*params, max(limit, RANK_WINDOW), limit],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def message_search(
+    *, owner: AbstractBaseUser | AnonymousUser, query: str, limit: int = 20
+) -> list[MessageHit]:
+    """The owner's messages holding every word of `query`, best first, each with a snippet."""
+    terms = search_terms(query)
+    if not terms:
+        return []
+    ids = _ranked_ids(owner, terms, limit)
+    messages = (
+        Message.objects.filter(pk__in=ids)
+        .select_related("conversation")
+        .only("id", "author", "content", "created_at", "conversation__id", "conversation__title")
+    )
+    by_id = {message.pk: message for message in messages}
+    return [
+        MessageHit(
+            conversation_id=message.conversation.pk,
+            conversation_title=message.conversation.title,
+            message_id=message.pk,
+            author=message.author,
+            created_at=message.created_at,
+            snippet=snippet_make(message.content, terms),
+        )
+        for message in (by_id[pk] for pk in ids if pk in by_id)
+    ]
+
+
+@dataclass(frozen=True)
+class TitleHit:
+    conversation: Conversation
+    snippet: Snippet  # the whole title, its matches marked
+
+
+def conversation_title_search(
+    *, owner: AbstractBaseUser | AnonymousUser, query: str, limit: int = 10
+) -> list[TitleHit]:
+    """The owner's conversations whose title holds every word of `query`, newest first."""
+    terms = search_terms(query)
+    if not terms:
+        return []
+    title = Q(owner_id=owner.pk)
+    for term in terms:
+        title &= Q(title__icontains=term)
+    conversations = (
+        Conversation.objects.filter(title)
+        .select_related("role")
+        .only("id", "title", "updated_at", "role__name", "role__slug")
+        .order_by("-updated_at", "-id")[:limit]
+    )
+    return [TitleHit(c, snippet_make(c.title, terms, context=len(c.title))) for c in conversations]
