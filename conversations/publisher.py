@@ -96,8 +96,18 @@ class Publisher:
     def add(self, reply: Reply) -> None:
         self.replies[reply.reply_id] = reply
         hub().local_add(reply.reply_id)
+        self._ensure_running()
+
+    def _ensure_running(self) -> None:
         if self.task is None or self.task.done():
             self.task = asyncio.get_running_loop().create_task(self._run(), name="chatsite-publisher")
+            self.task.add_done_callback(self._ended)
+
+    def _ended(self, task: "asyncio.Task[None]") -> None:
+        # A closing event loop cancels every task at once, this one with the jobs it
+        # serves: they then publish what they hold and their end, and would wait forever.
+        if task is self.task and self.replies and not task.get_loop().is_closed():
+            self._ensure_running()
 
     def remove(self, reply: Reply) -> None:
         self.replies.pop(reply.reply_id, None)

@@ -9,6 +9,7 @@ from django_redis import get_redis_connection
 
 from conversations import generation, hub, lifecycle, replylog
 from conversations.models import Message
+from conversations.publisher import publisher
 from conversations.sending import message_send
 from conversations.services import ChatError, conversation_create, conversation_delete, reply_stop
 from conversations.store import reply_reap_orphans
@@ -167,6 +168,26 @@ async def test_shutdown_saves_running_replies_as_interrupted(alice, builtin_role
     saved = await Message.objects.aget(pk=exchange.reply.pk)
     assert (saved.status, saved.content) == ("interrupted", "kept")
     await asyncio.to_thread(fake_openai.wait_for_open_streams, 0)
+
+
+async def test_a_reply_cancelled_with_the_publisher_is_still_saved_and_ended(
+    alice, builtin_roles, fake_openai
+):
+    # A closing event loop cancels every task at once: the jobs and the publisher they wait on.
+    _, exchange = await start(alice, fake_openai, Reply(tokens=["kept", "lost"], hang_after_tokens=1))
+    await asyncio.wait_for(events_until(exchange.reply.pk, 1), 10)
+    job = generation._running[exchange.reply.pk]
+    watcher = asyncio.create_task(events_until(exchange.reply.pk, 99))
+
+    publisher().task.cancel()  # type: ignore[union-attr]
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(job, 10)
+
+    saved = await Message.objects.aget(pk=exchange.reply.pk)
+    assert (saved.status, saved.content) == ("interrupted", "kept")
+    events = await asyncio.wait_for(watcher, 10)
+    assert (events[-1].kind, events[-1].status) == ("end", "interrupted")
 
 
 # --- Orphans (a process died mid-reply) --------------------------------------------

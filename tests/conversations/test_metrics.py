@@ -106,6 +106,8 @@ async def test_refusals_and_upstream_errors_are_counted_by_kind(alice, builtin_r
     first = await message_send(owner=alice, conversation_id=conversation.pk, content="go")
     with pytest.raises(ChatError):
         await message_send(owner=alice, conversation_id=conversation.pk, content="again")
+    # Released before the model has the request, the stream would hang on a later release.
+    await asyncio.to_thread(fake_openai.wait_for_request, 1, 10)
     fake_openai.release()
     await wait_for_reply(first.reply.pk)
     await generation.wait(first.reply.pk)
@@ -130,7 +132,7 @@ async def test_watchers_are_counted_while_they_follow(alice, builtin_roles, fake
     before = value(await sync_to_async(scrape)(client), "chatsite_watchers")
 
     following = cast(AsyncGenerator[Event, None], hub.follow(reply_id=exchange.reply.pk))
-    await anext(following)  # joined, and the first text arrived
+    await asyncio.wait_for(anext(following), 10)  # joined, and the first text arrived
     during = value(await sync_to_async(scrape)(client), "chatsite_watchers")
     await following.aclose()
     after = value(await sync_to_async(scrape)(client), "chatsite_watchers")

@@ -24,6 +24,7 @@ This module holds what they share: the constants and the findings.
 """
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +41,21 @@ PROJECT_PACKAGES = frozenset({"accounts", "chatsite", "conversations", "provider
 BASE_DIR = Path(__file__).resolve().parents[2]
 # Any field name a view or an action might read an object's id from, whether declared or not.
 ID_NAMES = frozenset({"id", "pk", "uuid", "object_id", *KINDS, *(f"{kind}_id" for kind in KINDS)})
-ERROR_FRAGMENT = 'id="composer-error"'
+# The consumer's error frame (chat/frames/error.html) with its text, and nothing more: a
+# frame that re-renders the composer holds the empty error line too, and is no refusal.
+ERROR_FRAME = re.compile(
+    r'<p id="composer-error" class="composer-error" role="alert" hx-swap-oob="outerHTML">[^<]+</p>'
+)
 UNKNOWN_ACTION = "Unknown action."
 SENTINEL = "not json"  # a frame the consumer always answers at once, with the same error
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 REFUSALS = frozenset({401, 403, 404})
 STREAM_WITHIN = 15.0  # seconds an answer's stream may take (the attacker's own replies)
 QUIET_WINDOW = 0.3  # seconds a socket is listened to for frames that come late
+
+
+def is_error_frame(frame: str) -> bool:
+    return ERROR_FRAME.fullmatch(frame.strip()) is not None
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,13 @@ from tests.security.routes import (
     Text,
 )
 from tests.security.sweep import (
-    ERROR_FRAGMENT,
     ID_NAMES,
     QUIET_WINDOW,
     SENTINEL,
     STREAM_WITHIN,
     UNKNOWN_ACTION,
     Finding,
+    is_error_frame,
     param_value,
     settle,
 )
@@ -164,8 +164,8 @@ async def socket_findings(
                 leaks = world.leaks_in("\n".join(answer).encode())
                 if leaks:
                     findings.append(Finding(where, f"shows the victim's {', '.join(leaks)}", request))
-                if must_refuse and not all(ERROR_FRAGMENT in f for f in answer):
-                    first = next(f for f in answer if ERROR_FRAGMENT not in f)
+                if must_refuse and not all(is_error_frame(f) for f in answer):
+                    first = next(f for f in answer if not is_error_frame(f))
                     findings.append(Finding(where, f"answered more than an error: {first[:200]!r}", request))
         await settle(world)
         if (after := await world.state()) != before:
@@ -194,7 +194,7 @@ async def socket_findings(
         own_frame: dict[str, Any] = {"action": action}
         for name, param in fields.items():
             own_frame[name] = param.value if isinstance(param, Text) else (await world.own_thing(param)).ident
-        served |= any(ERROR_FRAGMENT not in f for f in await socket.ask(json.dumps(own_frame)))
+        served |= any(not is_error_frame(f) for f in await socket.ask(json.dumps(own_frame)))
     if not served:
         findings.append(Finding(where, "refused every action on the attacker's own objects too"))
     await settle(world)

@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.template.loader import render_to_string
 from django.test import AsyncClient
 
 from chatsite.asgi import application
@@ -41,7 +42,7 @@ from tests.security.routes import (
     declared_for,
     websocket_routes,
 )
-from tests.security.sweep import Finding, summary
+from tests.security.sweep import Finding, is_error_frame, summary
 from tests.security.sweep_http import bookkeeping, http_findings
 from tests.security.sweep_socket import Socket, action_findings, open_socket, socket_findings
 from tests.security.sweep_source import actions_in_source
@@ -211,6 +212,14 @@ LEAKS_DECLARED = {
 
 def _leaks(findings: list[Finding], route: str) -> list[Finding]:
     return [f for f in findings if f.route == route and f.problem.startswith("shows the victim's")]
+
+
+def test_only_the_error_frame_counts_as_a_refusal():
+    # A frame that re-renders the composer holds its empty error line: that is an answer.
+    refusal = render_to_string("chat/frames/error.html", {"text": "This conversation does not exist."})
+    composer = '<form></form><p id="composer-error" class="composer-error" role="alert"></p>'
+
+    assert (is_error_frame(refusal), is_error_frame(composer)) == (True, False)
 
 
 def test_the_sweep_reads_from_a_views_source_what_it_must_be_told(settings):
