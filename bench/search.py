@@ -1,4 +1,4 @@
-"""`./run bench --search`: search and the chat page over many conversations, timed over HTTP.
+"""`./run bench --search`: search, the chat page and its list over many conversations, timed over HTTP.
 
     ./run bench --search [--conversations 10000] [--messages 20] [--loads 20] [--json out.json]
 
@@ -87,8 +87,10 @@ def _fill(*, conversations: int, messages: int, seed: int = 14) -> dict[str, Any
     from django.core.management import call_command
     from django.db import transaction
     from django.test import Client
+    from django.utils import timezone
 
     from conversations.models import Conversation, Message
+    from conversations.sidebar import Cursor
     from conversations.tokens import api_token_create
     from roles.models import Role
     from roles.services import role_load_builtins
@@ -134,9 +136,16 @@ def _fill(*, conversations: int, messages: int, seed: int = 14) -> dict[str, Any
             message.save(update_fields=["content"])
         if owner == reader:
             planted = sorted(chosen)
+    # A few pinned and archived, as a user's list has them; and where a later page starts.
+    listed = list(
+        Conversation.objects.filter(owner=reader).order_by("-updated_at", "-id").values_list("id", flat=True)
+    )
+    Conversation.objects.filter(pk__in=listed[-3:]).update(pinned_at=timezone.now())
+    Conversation.objects.filter(pk__in=listed[-13:-3]).update(archived_at=timezone.now())
     client = Client()
     client.force_login(reader)
     return {
+        "page_after": Cursor.after(Conversation.objects.get(pk=listed[len(listed) // 2])).query,
         "token": api_token_create(user=reader, name="bench")[1],
         "cookie": f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}",
         "planted": planted,
@@ -178,6 +187,10 @@ def _measure(port: int, data: dict[str, Any], loads: int) -> dict[str, dict[str,
             figures[f"{kind}: {label} ({query})"] = percentiles(timings) or {}
     figures["chat page"] = (
         percentiles([_get(f"{base}/", {"Cookie": data["cookie"]})[0] for _ in range(loads)]) or {}
+    )
+    more = f"{base}/conversations/?{data['page_after']}"
+    figures["the list's next page, half way down"] = (
+        percentiles([_get(more, page)[0] for _ in range(loads)]) or {}
     )
     return figures
 

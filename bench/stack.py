@@ -38,6 +38,9 @@ def app_env(*, redis_url: str, sqlite_path: Path, model_url: str, port: int, wor
         "SECRET_KEY": secrets.token_urlsafe(48)[:64],
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "false",
+        # One stream a client: a title request after each would be load the straight
+        # run does not have (and that earlier tables did not have either).
+        "CHAT_TITLES": "false",
         "CHAT_LIMIT_MESSAGES_PER_MINUTE": "0",
         "CHAT_LIMIT_CONCURRENT_REPLIES": "0",
         "CHAT_LIMIT_DAILY_TOKENS": "0",

@@ -111,6 +111,7 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "chatsite.timezones.TimezoneMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -317,6 +318,11 @@ OPENAI_RETRY_AFTER_CAP = env_float("OPENAI_RETRY_AFTER_CAP", 10.0)
 # --- Chat behaviour --------------------------------------------------------
 # Rounds of history sent upstream (a round = one user message + its reply).
 CHAT_CONTEXT_ROUNDS = env_int("CHAT_CONTEXT_ROUNDS", 20)
+# After a conversation's first reply the model writes its title (conversations.titles):
+# with the reply's own model, or CHAT_TITLE_MODEL of the .env provider.
+CHAT_TITLES = env_bool("CHAT_TITLES", True)
+CHAT_TITLE_MODEL = env_str("CHAT_TITLE_MODEL", "")
+CHAT_TITLE_TIMEOUT = env_float("CHAT_TITLE_TIMEOUT", 30.0)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32_000)
 # Images attached to a message: at most this many, each at most this many bytes and
 # pixels as uploaded, stored with its longest side at most CHAT_IMAGE_MAX_SIDE.

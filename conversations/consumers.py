@@ -8,6 +8,7 @@ Closing the socket cancels only the watch task; the reply goes on being written.
 import asyncio
 import json
 import logging
+from contextlib import suppress
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation.trans_real import parse_accept_lang_header
 from redis.exceptions import RedisError
 
-from conversations import hub, replylog, sending, services
+from conversations import hub, replylog, sending, services, titles
 from conversations.models import Conversation, Message
 from conversations.rendering import ReplyStream
 from conversations.selectors import (
@@ -92,6 +93,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 return
             streaming = await database_sync_to_async(message_streaming)(conversation=conversation)
             await self.join(conversation.pk)
+        # Every tab of the user hears of its conversations' new titles. Without Redis the
+        # page works on without them, as it did before titles.
+        with suppress(RedisError):
+            await self.channel_layer.group_add(titles.user_group(self.user.pk), self.channel_name)
         await self.accept()
         if streaming is not None:
             await self.reattach(streaming)
@@ -101,6 +106,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.watch_task.cancel()
         if self.group is not None:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.user.is_authenticated:
+            with suppress(RedisError):
+                await self.channel_layer.group_discard(titles.user_group(self.user.pk), self.channel_name)
 
     async def join(self, conversation_id: object) -> None:
         """Hear about replies started in this conversation by other tabs, the API or the terminal."""
@@ -121,6 +129,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         else:
             await self.send_fragment("chat/frames/sent.html", {"exchange": exchange, "created": False})
         self.watch(exchange.reply, after=replylog.START)
+
+    async def conversation_titled(self, event: dict[str, Any]) -> None:
+        """The model named one of the user's conversations: its sidebar item, and the
+        heading if this socket shows it."""
+        try:
+            conversation = await database_sync_to_async(conversation_get)(
+                owner=self.user, conversation_id=event["conversation_id"]
+            )
+        except Conversation.DoesNotExist:
+            return  # deleted meanwhile
+        shown = self.group == sending.conversation_group(conversation.pk)
+        await self.send_fragment("chat/frames/titled.html", {"c": conversation, "active": shown})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:

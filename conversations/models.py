@@ -19,6 +19,9 @@ class Conversation(models.Model):
         "roles.Role", on_delete=models.PROTECT, related_name="conversations", verbose_name=_("role")
     )
     title = models.CharField(_("title"), max_length=200, blank=True)
+    # Chatsite made the title (the first words, then the model's): the model may write it
+    # again. A title the user gave is never replaced.
+    title_auto = models.BooleanField(_("title made by Chatsite"), default=False)
     # The exact prompt the conversation started with: a later admin edit to the
     # role must not silently change what an old conversation was built on.
     system_prompt = models.TextField(_("system prompt"))
@@ -29,6 +32,10 @@ class Conversation(models.Model):
     temperature = models.DecimalField(
         _("temperature"), max_digits=3, decimal_places=2, default=Decimal("0.70")
     )
+    # Set when the user pinned it (listed first, the latest pin on top) or archived it
+    # (out of the list, still found by search); neither moves it in time.
+    pinned_at = models.DateTimeField(_("pinned"), null=True, blank=True)
+    archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

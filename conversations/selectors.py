@@ -14,7 +14,7 @@ from conversations.models import ApiToken, Conversation, Message
 from conversations.reasoning import reasoning_join
 from conversations.search import conversations_matching
 
-SIDEBAR_LIMIT = 200
+API_LIST_LIMIT = 200
 
 
 def conversation_id_parse(conversation_id: object) -> uuid.UUID:
@@ -34,16 +34,10 @@ def _owned(owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Conversation]:
     )
 
 
-def conversation_list(
-    *, owner: AbstractBaseUser | AnonymousUser, limit: int = SIDEBAR_LIMIT
-) -> QuerySet[Conversation]:
-    return _owned(owner)[:limit]
-
-
 def conversation_summaries(
     *,
     owner: AbstractBaseUser | AnonymousUser,
-    limit: int = SIDEBAR_LIMIT,
+    limit: int = API_LIST_LIMIT,
     before: Conversation | None = None,
     query: str = "",
 ) -> QuerySet[Conversation]:
@@ -126,6 +120,8 @@ class Exchange:
     reply: Message
     # True when an earlier version of the last turn was set aside (regenerate, edit).
     replaced: bool = False
+    # True when the conversation was archived and this message brought it back.
+    restored: bool = False
 
 
 def exchange_get(

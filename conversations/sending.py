@@ -21,7 +21,7 @@ from django.db.models import Max
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
-from conversations import generation, limits, replylog
+from conversations import generation, limits, replylog, titles
 from conversations.db import in_thread, in_write_thread
 from conversations.errors import ChatError
 from conversations.images import attachment_data_url, attachments_copy
@@ -177,9 +177,20 @@ def _exchange_create(
         turn=user_message.turn,
         reply_to=user_message,
     )
+    changed = ["updated_at"]
     if not conversation.title:
+        # The first words for now; the model may write a better one (conversations.titles).
         conversation.title = _title_from(user_message.content) or _("Image")
-    conversation.save(update_fields=["title", "updated_at"])
+        conversation.title_auto = True
+        changed += ["title", "title_auto"]
+    # A new message in an archived conversation brings it back to the list, as in ChatGPT
+    # (the sent frame lists it again; a regenerate or an edit re-renders the messages only).
+    restored = redo is None and conversation.archived_at is not None
+    if restored:
+        conversation.archived_at = None
+        changed.append("archived_at")
+    # Only what changed: a title the model wrote meanwhile (another process) is not undone.
+    conversation.save(update_fields=changed)
     job = generation.ReplyJob(
         reply_id=reply.pk,
         conversation_id=conversation.pk,
@@ -197,7 +208,13 @@ def _exchange_create(
         holder=holder,
         user_id=conversation.owner_id,
     )
-    exchange = Exchange(conversation=conversation, user_message=user_message, reply=reply, replaced=replaced)
+    exchange = Exchange(
+        conversation=conversation,
+        user_message=user_message,
+        reply=reply,
+        replaced=replaced,
+        restored=restored,
+    )
     return exchange, job
 
 
@@ -377,6 +394,8 @@ async def _reply_admit_and_start(
         raise
     generation.start(job, STORE)
     await _announce_reply(exchange)
+    if exchange.conversation.title_auto and exchange.user_message.turn == 1 and redo is None:
+        titles.title_later(exchange, endpoint=job.endpoint, model=job.model)
     return exchange
 
 

@@ -56,7 +56,33 @@ def conversation_rename(*, owner: User, conversation_id: object, title: object) 
         raise ChatError(_("A title cannot be empty."), code="empty_title")
     conversation = conversation_get(owner=owner, conversation_id=conversation_id)
     conversation.title = title
-    conversation.save(update_fields=["title", "updated_at"])
+    conversation.title_auto = False  # the user's: never replaced by a model-written one
+    conversation.save(update_fields=["title", "title_auto", "updated_at"])
+    return conversation
+
+
+def conversation_pin(*, owner: User, conversation_id: object, pinned: bool) -> Conversation:
+    """Pin the owner's conversation to the top of the list, or unpin it. It keeps its place
+    in time (updated_at): pinning is not writing in it."""
+    conversation = conversation_get(owner=owner, conversation_id=conversation_id)
+    if pinned != (conversation.pinned_at is not None):
+        conversation.pinned_at = timezone.now() if pinned else None
+        Conversation.objects.filter(pk=conversation.pk).update(pinned_at=conversation.pinned_at)
+    return conversation
+
+
+def conversation_archive(*, owner: User, conversation_id: object, archived: bool) -> Conversation:
+    """Take the owner's conversation out of the list (still found by search, opened by its
+    link, and restored by writing in it), or restore it. Archiving unpins it: put away is
+    not on top, and a restored conversation comes back under its date."""
+    conversation = conversation_get(owner=owner, conversation_id=conversation_id)
+    if archived != (conversation.archived_at is not None):
+        conversation.archived_at = timezone.now() if archived else None
+        if archived:
+            conversation.pinned_at = None
+        Conversation.objects.filter(pk=conversation.pk).update(
+            archived_at=conversation.archived_at, pinned_at=conversation.pinned_at
+        )
     return conversation
 
 

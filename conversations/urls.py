@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import attachment_views, operator_views, views
+from conversations import attachment_views, operator_views, sidebar_views, views
 
 app_name = "chat"
 
@@ -10,6 +10,11 @@ urlpatterns = [
     path("search/", views.conversation_search, name="search"),
     path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="rename"),
     path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="delete"),
+    path("c/<uuid:conversation_id>/pin/", sidebar_views.conversation_pin, name="pin"),
+    path("c/<uuid:conversation_id>/archive/", sidebar_views.conversation_archive, name="archive"),
+    # The sidebar's list: its next page (?before=<conversation id>), and the archived ones.
+    path("conversations/", sidebar_views.conversation_list_more, name="list_more"),
+    path("conversations/archived/", sidebar_views.conversation_list_archived, name="list_archived"),
     path("c/<uuid:conversation_id>/export/", views.conversation_export, name="export"),
     path("replies/<int:reply_id>/feedback/", views.reply_feedback, name="feedback"),
     path("conversations/export/", views.conversations_export, name="export_all"),

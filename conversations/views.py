@@ -14,12 +14,12 @@ from conversations.reasoning import reasoning_join
 from conversations.selectors import (
     conversation_get,
     conversation_get_for_export,
-    conversation_list,
     conversation_list_for_export,
     message_list,
     message_streaming,
     turn_versions,
 )
+from conversations.sidebar import sidebar_page
 from providers.selectors import conversation_model_value, model_groups
 from roles.selectors import role_list_active
 
@@ -40,7 +40,7 @@ def _chat_page(
         "chat/page.html",
         {
             "conversation": conversation,
-            "conversations": conversation_list(owner=request.user),
+            "sidebar": sidebar_page(owner=request.user),
             "messages": messages,
             "streaming": streaming,
             "streaming_text": streaming_text,

@@ -31,6 +31,10 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
     # One database file per run: two runs at once (two checkouts' worth of work on
     # one machine, or a developer and a hook) must not share it.
     os.environ.setdefault("SQLITE_TEST_PATH", str(var / f"test-{os.getpid()}.sqlite3"))
+    # The model's title is one more request after a conversation's first reply: only the
+    # tests of titles ask for it (settings.CHAT_TITLES, or CHAT_TITLES in a server's
+    # environment), so that every other test's fake provider answers only its replies.
+    os.environ["CHAT_TITLES"] = "false"
     # Uploaded images of this run (its server processes inherit the environment).
     os.environ["MEDIA_ROOT"] = str(var / f"test-media-{os.getpid()}")
     return (yield)

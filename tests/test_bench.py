@@ -46,3 +46,4 @@ def test_the_search_benchmark_finds_exactly_the_planted_messages(tmp_path: Path)
     assert report["messages"] == (40 + 4) * 6
     assert any(name.startswith("GET /chat/search: the planted word") for name in report["figures"])
     assert "chat page" in report["figures"]
+    assert "the list's next page, half way down" in report["figures"]

@@ -3,6 +3,17 @@
 (function () {
   "use strict";
 
+  // The sidebar's "Today" is the user's today: the server reads the browser's time zone
+  // from this cookie (chatsite.timezones) on the next request.
+  (function rememberTimeZone() {
+    var zone = "";
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { return; }
+    // IANA names ("Asia/Shanghai") are plain cookie characters: stored as they are.
+    if (/^[A-Za-z0-9_+\/-]{1,64}$/.test(zone) && !(" " + document.cookie + ";").includes(" tz=" + zone + ";")) {
+      document.cookie = "tz=" + zone + "; path=/; max-age=31536000; samesite=lax";
+    }
+  })();
+
   function input() { return document.getElementById("message-input"); }
   function messages() { return document.getElementById("messages"); }
 
@@ -386,7 +397,13 @@
     }
   });
 
-  document.addEventListener("htmx:wsAfterMessage", function () {
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    // A conversation's new title (to every tab of the user, whatever it is doing): only
+    // the tab's title follows; focus, scrolling, the composer and the drawer stay as they are.
+    if (event.detail && typeof event.detail.message === "string" && event.detail.message.indexOf('data-frame="titled"') !== -1) {
+      syncTitle();
+      return;
+    }
     var box = input();
     if (box) { box.readOnly = false; }  // answered: a refused message stays, editable
     scrollToBottom();
@@ -394,8 +411,8 @@
     var header = document.getElementById("chat-header");
     if (header && header.dataset.url && window.location.pathname !== header.dataset.url) {
       window.history.replaceState({}, "", header.dataset.url);
-      syncTitle();
     }
+    syncTitle();  // and the model may have named the conversation
     if (!document.getElementById("stop-form")) { focusInput(); }
     autosize();
     addCodeButtons();

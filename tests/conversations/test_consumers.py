@@ -92,7 +92,8 @@ async def test_a_new_conversation_is_announced_to_the_sidebar(alice, builtin_rol
     await communicator.disconnect()
 
     conversation = await Conversation.objects.aget(owner=alice)
-    assert f'hx-swap-oob="afterbegin:#conversation-list"><li id="conv-{conversation.pk}"' in sent
+    # Listed under Today's heading (always there: hidden by CSS while empty).
+    assert f'hx-swap-oob="afterend:#group-today"><li id="conv-{conversation.pk}"' in sent
     assert f'data-url="/c/{conversation.pk}/"' in sent
 
 

@@ -8,6 +8,7 @@ from conversations.models import Conversation, Message
 from conversations.search import conversation_title_search, message_search, snippet_make
 from conversations.selectors import conversation_summaries
 from conversations.services import conversation_create
+from roles.models import Role
 
 pytestmark = pytest.mark.django_db
 
@@ -203,10 +204,15 @@ def test_a_control_character_in_a_query_is_a_space(alice, chat):
 @pytest.mark.django_db(transaction=True)
 def test_messages_written_before_the_index_existed_are_found(alice, builtin_roles):
     executor = MigrationExecutor(connection)
-    executor.migrate([("conversations", "0011_attachment")])
+    state = executor.migrate([("conversations", "0011_attachment")])
     try:
-        old = conversation_create(owner=alice, role_slug="teacher", title="Old")
-        before = say(old, "written before search existed: narwhal")
+        # The conversation as that schema had it (today's model has columns it lacked).
+        old = state.apps.get_model("conversations", "Conversation").objects.create(
+            owner_id=alice.pk, role_id=Role.objects.get(slug="teacher").pk, title="Old"
+        )
+        before = Message.objects.create(
+            conversation_id=old.pk, author="user", content="written before search existed: narwhal", turn=1
+        )
     finally:  # the rest of the suite has the index whatever happens here
         executor = MigrationExecutor(connection)
         executor.loader.build_graph()

@@ -1,7 +1,7 @@
 import pytest
 
 from conversations.models import Conversation, Message
-from conversations.selectors import context_history, conversation_get, conversation_list
+from conversations.selectors import context_history, conversation_get
 from conversations.services import conversation_create
 
 pytestmark = pytest.mark.django_db
@@ -48,14 +48,6 @@ def test_context_rounds_setting_limits_the_history(alice, builtin_roles, setting
     history = [m.as_dict() for m in context_history(conversation=conversation)]
 
     assert history[1:] == [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]
-
-
-def test_list_shows_only_the_owners_conversations_newest_first(alice, bob, builtin_roles):
-    first = conversation_create(owner=alice, title="first")
-    conversation_create(owner=bob, title="bob's")
-    second = conversation_create(owner=alice, title="second")
-
-    assert [c.pk for c in conversation_list(owner=alice)] == [second.pk, first.pk]
 
 
 def test_get_refuses_another_owner(alice, bob, builtin_roles):

@@ -115,6 +115,18 @@ ROUTES: dict[str, Declared] = {
         {"conversation_id": "conversation", "title": Text("Bob was here"), "active": Text()},
     ),
     "chat:delete": Declared(POST | DELETE, {"conversation_id": "conversation"}),
+    "chat:pin": Declared(POST, {"conversation_id": "conversation", "pinned": Text("1")}),
+    "chat:archive": Declared(POST, {"conversation_id": "conversation", "archived": Text("1")}),
+    # The sidebar's next page: where the last one ended, as a time and an id, never looked
+    # up (a keyset over the caller's own list); the archived list is the caller's own.
+    "chat:list_more": Declared(
+        GET,
+        {
+            "before_at": Text("2999-01-01T00:00:00+00:00"),
+            "before_id": Text("ffffffff-ffff-ffff-ffff-ffffffffffff"),
+        },
+    ),
+    "chat:list_archived": Declared(GET),
     "chat:export": Declared(GET, {"conversation_id": "conversation", "format": Text("md")}),
     "chat:feedback": Declared(
         POST,

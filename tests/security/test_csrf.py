@@ -33,6 +33,8 @@ PASSED_CSRF: dict[tuple[str, str], int] = {
     ("chat:rename", "POST"): 302,
     ("chat:delete", "DELETE"): 302,
     ("chat:delete", "POST"): 302,
+    ("chat:pin", "POST"): 400,  # no `pinned`: nothing is changed
+    ("chat:archive", "POST"): 400,
     ("chat:feedback", "POST"): 200,  # no rating: none is given, and the controls come back
     ("chat:attachment_upload", "POST"): 400,  # {"error": {"code": "missing_file"}}: past the check
     ("chat:attachment", "DELETE"): 404,  # no such unsent image of the caller's: past the check

@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.db import models
+from django.utils import timezone
 from django_redis import get_redis_connection
 
 from conversations import replylog
@@ -125,9 +126,21 @@ async def _shown(reply_id: int, text: str, within: float = 10.0) -> None:
 
 
 async def conversations(owner: Owner) -> list[models.Model]:
+    """The quiet and busy ones, and one pinned and archived: a list that leaves out the
+    archived or lists pins apart must scope those reads to their owner too."""
     quiet, _question, _replies = await owner.quiet()
     busy = await owner.busy()
-    return [quiet, *([busy[0]] if busy else [])]
+    put_away = await sync_to_async(conversation_create)(
+        owner=owner.user, role_slug="teacher", title=owner.mark("archived conversation title")
+    )
+    await Conversation.objects.filter(pk=put_away.pk).aupdate(
+        pinned_at=timezone.now(), archived_at=timezone.now()
+    )
+    pinned = await sync_to_async(conversation_create)(
+        owner=owner.user, role_slug="teacher", title=owner.mark("pinned conversation title")
+    )
+    await Conversation.objects.filter(pk=pinned.pk).aupdate(pinned_at=timezone.now())
+    return [quiet, *([busy[0]] if busy else []), put_away, pinned]
 
 
 async def user_messages(owner: Owner) -> list[models.Model]:
@@ -301,7 +314,16 @@ def victim_state(user: User) -> tuple[Any, ...]:
         Conversation.objects.filter(owner=user)
         .order_by("pk")
         .values_list(
-            "pk", "title", "role_id", "system_prompt", "provider", "model", "temperature", "updated_at"
+            "pk",
+            "title",
+            "role_id",
+            "system_prompt",
+            "provider",
+            "model",
+            "temperature",
+            "pinned_at",
+            "archived_at",
+            "updated_at",
         )
     )
     messages = list(
