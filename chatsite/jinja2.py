@@ -12,6 +12,7 @@ from jinja2 import Environment
 
 from conversations.reasoning import answer_started, reasoning_split
 from conversations.rendering import render_markdown
+from providers.local_model_state import local_model_state, local_model_state_note
 
 
 def url(name: str, *args: Any, **kwargs: Any) -> str:
@@ -48,6 +49,8 @@ def environment(**options: Any) -> Environment:
             "max_chars": max_chars,
             "max_images": max_images,
             "local_model_in_use": local_model_in_use,
+            "local_model_state": local_model_state,
+            "local_model_state_note": local_model_state_note,
             "reasoning_split": reasoning_split,
             "answer_started": answer_started,
         }

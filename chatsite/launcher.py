@@ -8,28 +8,31 @@ and the web page share live replies.
 
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from dotenv import load_dotenv
 
 from chatsite.embedded_redis import EmbeddedRedis
-from chatsite.local_model import LocalModelServer, LocalModelUnavailable, start_local_model
+from chatsite.local_model_launch import LocalModelLaunch
 from chatsite.workers import WorkerPool, listening_socket, raise_open_files_limit, worker_count
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def _beside_database(suffix: str) -> Path:
+    """A file of this app instance's: beside its database (SQLITE_PATH, default as in
+    settings), because the database and what the launcher started are one instance."""
+    database = Path(os.environ.get("SQLITE_PATH", "").strip() or BASE_DIR / "db.sqlite3")
+    return database.with_name(database.name + suffix)
+
+
 def runtime_file() -> Path:
     """Where a serving launcher leaves what it started (its Redis, its local model), so
-    `./run manage` commands use the same: beside the database (SQLITE_PATH, default as
-    in settings), because the database and these are one app instance."""
-    database = Path(os.environ.get("SQLITE_PATH", "").strip() or BASE_DIR / "db.sqlite3")
-    return database.with_name(database.name + ".runtime.json")
+    `./run manage` commands use the same."""
+    return _beside_database(".runtime.json")
 
 
 def _runtime_write(values: dict[str, str]) -> None:
@@ -71,10 +74,16 @@ def _banner(redis_label: str, workers: int) -> str:
     from django.conf import settings
 
     from conversations.llm import provider_get
+    from providers.local_model_state import local_model_state
 
     provider = provider_get()
-    if settings.CHATSITE_LOCAL_MODEL_IN_USE and provider:
+    local_model = local_model_state()
+    if local_model is not None and local_model.failed:
+        model = "none: the built-in local model could not be prepared (see above)"
+    elif settings.CHATSITE_LOCAL_MODEL_IN_USE and provider:
         model = f"{settings.OPENAI_MODEL} at {provider.base_url}: {LOCAL_MODEL_NOTE}"
+        if local_model is not None:
+            model += "\n             Being prepared meanwhile: chat works as soon as it is ready."
     elif provider:
         model = f"{settings.OPENAI_MODEL} at {provider.base_url}"
     else:
@@ -125,50 +134,26 @@ LOCAL_MODEL_NOTE = (
 )
 
 
-def _build_progress() -> Callable[[str], None]:
-    """Print the first build's progress: each new percentage once, and every other line."""
-    last = ""
-
-    def show(line: str) -> None:
-        nonlocal last
-        match = re.match(r"\[\s*(\d+)%\]", line)
-        if match is None:
-            print(f"  {line}", flush=True)
-        elif match.group(1) != last:
-            last = match.group(1)
-            print(f"  building llama-server: {last}%", flush=True)
-
-    return show
-
-
 def _provider_configured() -> bool:
     return bool(os.environ.get("OPENAI_BASE_URL", "").strip() or os.environ.get("OPENAI_API_KEY", "").strip())
 
 
-def _start_local_model() -> LocalModelServer | None:
+def _local_model_wanted() -> bool:
     """With no provider configured, the built-in tiny model, through the same SDK path."""
     if _provider_configured():
-        return None
-    if os.environ.get("CHATSITE_LOCAL_MODEL", "on").strip().lower() in {"off", "false", "0", "no"}:
-        return None
-    print("No OPENAI_BASE_URL or OPENAI_API_KEY set: starting the built-in local model ...", flush=True)
-    try:
-        server = start_local_model(_build_progress())
-    except LocalModelUnavailable as exc:
-        print(f"  No local model is available: {exc.reason}", flush=True)
-        print("  Chatsite runs without a model; set OPENAI_API_KEY or OPENAI_BASE_URL in .env.", flush=True)
-        return None
-    os.environ.update(_local_model_env(server))
-    return server
+        return False
+    return os.environ.get("CHATSITE_LOCAL_MODEL", "on").strip().lower() not in {"off", "false", "0", "no"}
 
 
-def _local_model_env(server: LocalModelServer) -> dict[str, str]:
-    return {
-        "OPENAI_BASE_URL": server.base_url,
-        "OPENAI_API_KEY": server.api_key,
-        "OPENAI_MODEL": server.model,
-        "CHATSITE_LOCAL_MODEL_IN_USE": "true",
-    }
+def _local_model_launch() -> LocalModelLaunch | None:
+    """The local model, being prepared in the background, its address already in the
+    environment that the serving processes inherit."""
+    if not _local_model_wanted():
+        return None
+    print("No OPENAI_BASE_URL or OPENAI_API_KEY set: preparing the built-in local model ...", flush=True)
+    launch = LocalModelLaunch(_beside_database(".local-model.json"))
+    os.environ.update(launch.env)
+    return launch.begin()
 
 
 def _embedded_redis() -> EmbeddedRedis:
@@ -195,7 +180,6 @@ def _keep_alive(redis: EmbeddedRedis) -> None:
 
 def serve() -> int:
     raise_open_files_limit()
-    local_model = _start_local_model()
     redis: EmbeddedRedis | None = None
     if os.environ.get("REDIS_URL", "").strip():
         redis_label = f"{os.environ['REDIS_URL']} (REDIS_URL)"
@@ -203,9 +187,11 @@ def serve() -> int:
         redis = _embedded_redis()
         os.environ["REDIS_URL"] = redis.url
         redis_label = redis.version_label
+    # After Redis has bound its port: the model's is chosen now and bound minutes later.
+    local_model = _local_model_launch()
     started = {"REDIS_URL": redis.url} if redis else {}
     if local_model is not None:
-        started.update(_local_model_env(local_model))
+        started.update(local_model.env)
     if started:
         _runtime_write(started)
     metrics_dir, own_metrics_dir = _metrics_dir()

@@ -306,6 +306,9 @@ PROVIDER_KEYS_SECRET = env_str("PROVIDER_KEYS_SECRET")
 PROVIDER_KEYS_SECRET_FALLBACKS = env_list("PROVIDER_KEYS_SECRET_FALLBACKS", [])
 # Set by `./run` when it started the built-in tiny model because no provider was configured.
 CHATSITE_LOCAL_MODEL_IN_USE = env_bool("CHATSITE_LOCAL_MODEL_IN_USE", False)
+# Set by `./run` too: where it says how far preparing the local model has got (it serves
+# meanwhile). See providers.local_model_state.
+CHATSITE_LOCAL_MODEL_STATE_FILE = env_str("CHATSITE_LOCAL_MODEL_STATE_FILE")
 # The SDK's default read timeout is 600 s: far too long to leave a user staring
 # at a spinner. Connect fails fast; read is the gap allowed between tokens.
 OPENAI_CONNECT_TIMEOUT = env_float("OPENAI_CONNECT_TIMEOUT", 5.0)

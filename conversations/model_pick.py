@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 
 from conversations.errors import ChatError
 from conversations.models import Conversation
+from providers.local_model_state import local_model_state, local_model_state_refusal
 from providers.models import DEFAULT_PROVIDER
 from providers.selectors import (
     Endpoint,
@@ -17,6 +18,9 @@ from providers.selectors import (
     endpoint_get,
     model_choice_get,
 )
+
+# A first build takes minutes: a client polling every few seconds would only add load.
+LOCAL_MODEL_RETRY_SECONDS = 30
 
 
 def conversation_model_resolve(
@@ -42,6 +46,14 @@ def conversation_model_resolve(
     if endpoint is None and choice.provider != DEFAULT_PROVIDER:
         raise ChatError(
             _("The provider of this model is not available. Pick another model."), code="invalid_model"
+        )
+    local_model = local_model_state() if choice.provider == DEFAULT_PROVIDER else None
+    if local_model is not None:
+        # ./run serves while it prepares the built-in model: say so, not "unreachable".
+        raise ChatError(
+            local_model_state_refusal(local_model),
+            code="unavailable",
+            retry_after=None if local_model.failed else LOCAL_MODEL_RETRY_SECONDS,
         )
     if (conversation.provider, conversation.model) != (provider, model):
         conversation.provider, conversation.model = provider, model

@@ -7,6 +7,7 @@ app_name = "chat"
 urlpatterns = [
     path("", views.home, name="home"),
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation"),
+    path("local-model/", views.local_model_note, name="local_model"),
     path("search/", views.conversation_search, name="search"),
     path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="rename"),
     path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="delete"),

@@ -82,6 +82,12 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+def local_model_note(request: HttpRequest) -> HttpResponse:
+    """The page's note on the built-in model, polled while ./run prepares it."""
+    return render(request, "chat/frames/local_model_note.html")
+
+
+@require_GET
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
     return _chat_page(request, _get_owned(request, conversation_id))
 

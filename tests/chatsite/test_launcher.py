@@ -147,42 +147,61 @@ def test_manage_without_a_running_app_brings_its_own_redis_and_stops_it(tmp_path
     assert not port_is_open(port)
 
 
+LOCAL_MODEL_ENV = ("OPENAI_MODEL", "CHATSITE_LOCAL_MODEL_IN_USE", "CHATSITE_LOCAL_MODEL_STATE_FILE")
+
+
+@pytest.fixture
+def no_provider(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No provider configured, and whatever the launcher sets in os.environ undone after."""
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "CHATSITE_LOCAL_MODEL", *LOCAL_MODEL_ENV):
+        monkeypatch.setenv(name, "")  # recorded, so undone even when it was not set
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SQLITE_PATH", str(tmp_path / "db.sqlite3"))
+
+
 @pytest.mark.parametrize(
     "provider",
     [{"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}, {"OPENAI_API_KEY": "sk-just-a-key"}],
     ids=["base-url-alone", "api-key-alone"],
 )
-def test_a_configured_provider_means_no_local_model(monkeypatch, provider):
-    from chatsite import launcher
+def test_a_configured_provider_means_no_local_model(monkeypatch, no_provider, provider):
+    from chatsite import launcher, local_model_launch
 
-    def must_not_start(progress):
+    def must_not_start(progress, **address):
         raise AssertionError("the local model was started although a provider is configured")
 
-    monkeypatch.setattr(launcher, "start_local_model", must_not_start)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("CHATSITE_LOCAL_MODEL", raising=False)
+    monkeypatch.setattr(local_model_launch, "start_local_model", must_not_start)
     for name, value in provider.items():
         monkeypatch.setenv(name, value)
 
-    assert launcher._start_local_model() is None
+    assert launcher._local_model_launch() is None
+    assert not any(name in os.environ for name in LOCAL_MODEL_ENV)
 
 
-def test_when_the_local_model_cannot_be_built_the_launcher_says_so_and_goes_on(monkeypatch, tmp_path, capsys):
-    from chatsite import launcher, local_model
+def test_when_the_local_model_cannot_be_built_the_launcher_says_so_and_goes_on(
+    monkeypatch, no_provider, tmp_path, capsys, settings
+):
+    from chatsite import launcher, local_model_build
+    from providers.local_model_state import local_model_state
 
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setenv("CHATSITE_LOCAL_MODEL", "on")
-    monkeypatch.setattr(local_model, "CACHE_DIR", tmp_path / "not-built")  # nothing cached
+    monkeypatch.setattr(local_model_build, "CACHE_DIR", tmp_path / "not-built")  # nothing cached
     monkeypatch.setenv("PATH", str(tmp_path))  # no cmake, make or compiler: the real build is impossible
 
-    assert launcher._start_local_model() is None
+    launch = launcher._local_model_launch()
+    assert launch is not None
+    try:
+        assert launch.wait(timeout=30)
+        settings.CHATSITE_LOCAL_MODEL_STATE_FILE = os.environ["CHATSITE_LOCAL_MODEL_STATE_FILE"]
+        state = local_model_state()
+    finally:
+        launch.stop()
 
     said = capsys.readouterr().out
     assert "No local model is available" in said and "needs cmake" in said
     assert "set OPENAI_API_KEY or OPENAI_BASE_URL in .env" in said
-    assert "OPENAI_BASE_URL" not in os.environ  # the app is not pointed at a model that is not there
+    # The page and every send are told: nothing is sent to a model that is not there.
+    assert state is not None and state.failed and "needs cmake" in state.reason
+    assert not launch.state_file.exists()  # stopping the launcher removes it
 
 
 def test_run_serves_on_several_worker_processes_sharing_one_port(tmp_path):

@@ -1,13 +1,16 @@
 """The built-in local model, for real: llama-server (compiled on first use, then cached in
-.cache/local-model/) serving SmolLM2 to the openai SDK over loopback."""
+~/.cache/chatsite/local-model/) serving SmolLM2 to the openai SDK over loopback."""
 
+import fcntl
 import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +18,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from openai import AsyncOpenAI, AuthenticationError
 
-from chatsite import local_model
-from chatsite.local_model import LocalModelServer, LocalModelUnavailable, start_local_model
+from chatsite import local_model, local_model_build
+from chatsite.local_model import LocalModelServer, start_local_model
+from chatsite.local_model_build import LocalModelUnavailable
 from conversations import hub
 
 
@@ -89,11 +93,11 @@ def test_stop_leaves_no_process(server: LocalModelServer):
 
 
 def test_a_missing_build_tool_is_a_clear_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setattr(local_model, "CACHE_DIR", tmp_path / "not-built")
+    monkeypatch.setattr(local_model_build, "CACHE_DIR", tmp_path / "not-built")
     monkeypatch.setenv("PATH", str(tmp_path))  # no cmake, make or compiler on it
 
     with pytest.raises(LocalModelUnavailable, match="needs cmake, make, a C\\+\\+ compiler"):
-        local_model.ensure_server_binary(_progress)
+        local_model_build.ensure_server_binary(_progress)
 
 
 # --- The app on the local model: what `./run` does with no provider configured ---------
@@ -133,7 +137,7 @@ def test_run_without_a_provider_chats_with_the_local_model(server: LocalModelSer
     try:
         wait_until_serving(port, process, timeout=120)
         token = run_manage(tmp_path, "api_token", "create", "--user", "boss").strip()
-        events = _chat_over_the_api(port, token)
+        events = _chat_once_ready(port, token, within=60)  # it serves before the model is loaded
         check = run_manage(tmp_path, "llm_check")  # operators' commands use the same local model
     finally:
         process.send_signal(signal.SIGINT)
@@ -150,7 +154,8 @@ def test_run_without_a_provider_chats_with_the_local_model(server: LocalModelSer
         assert probe.connect_ex(("127.0.0.1", model_port)) != 0  # Ctrl-C stopped the model too
 
 
-def _chat_over_the_api(port: int, token: str) -> list[dict[str, str]]:
+def _post_a_message(port: int, token: str) -> tuple[int, dict[str, str], str]:
+    """A new session and a message in it over the demo's API: the stream's status, headers, body."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
@@ -158,7 +163,65 @@ def _chat_over_the_api(port: int, token: str) -> list[dict[str, str]]:
         session_id = json.loads(connection.getresponse().read())["session_id"]
         body = json.dumps({"session_id": session_id, "message": "Say hello in one sentence."})
         connection.request("POST", "/chat/stream", body=body, headers=headers)
-        stream = connection.getresponse().read().decode()
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode()
     finally:
         connection.close()
+
+
+def _chat_over_the_api(port: int, token: str) -> list[dict[str, str]]:
+    stream = _post_a_message(port, token)[2]
     return [json.loads(line[6:]) for line in stream.splitlines() if line.startswith("data: ")]
+
+
+def test_run_serves_at_once_while_the_local_model_is_prepared_and_chats_once_it_is_ready(
+    server: LocalModelServer, tmp_path: Path
+):
+    from tests.chatsite.test_launcher import run_manage, start_launcher, wait_until_serving
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # Another process holds the cache's lock, as one that is compiling the model would:
+    # this launcher's preparation waits for it, for as long as the test says.
+    with (cache / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        process, port = start_launcher(
+            tmp_path,
+            CHATSITE_LOCAL_MODEL="on",
+            CHATSITE_LOCAL_MODEL_CACHE=str(cache),
+            CHATSITE_ADMIN_USER="boss",
+            CHATSITE_ADMIN_PASSWORD="a-long-admin-password-1",
+        )
+        try:
+            wait_until_serving(port, process, timeout=60)
+            token = run_manage(tmp_path, "api_token", "create", "--user", "boss").strip()
+            status, headers, body = _post_a_message(port, token)
+            # The other process finishes: the built server and the model are in the cache.
+            for built in (local_model_build.CACHE_DIR, local_model_build.MODEL_DIR):
+                shutil.copytree(built, cache / built.name, copy_function=os.symlink)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            events = _chat_once_ready(port, token, within=120)
+        finally:
+            process.send_signal(signal.SIGINT)
+            output, _ = process.communicate(timeout=30)
+
+    assert "Being prepared meanwhile" in output
+    assert status == 503 and headers["Retry-After"] == "30"
+    refused = json.loads(body)["error"]
+    assert refused["code"] == "unavailable"
+    assert "not ready yet (waiting for another process that is preparing it)" in refused["message"]
+    assert "The local model is ready: smollm2-135m-instruct" in output
+    chunks = [e["content"] for e in events if e["type"] == "chunk"]
+    assert "".join(chunks).strip()
+    assert events[-1]["type"] == "end" and events[-1]["status"] == "complete"
+
+
+def _chat_once_ready(port: int, token: str, within: float) -> list[dict[str, str]]:
+    """Sends as a client told Retry-After would, sooner: until the model is there."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        events = _chat_over_the_api(port, token)
+        if events:
+            return events
+        time.sleep(0.5)
+    raise AssertionError("the local model did not become ready")

@@ -6,6 +6,7 @@ from channels.db import database_sync_to_async
 from conversations.models import Conversation, Message
 from conversations.sending import conversation_start, message_send, reply_regenerate
 from conversations.services import ChatError, conversation_create
+from providers.local_model_state import LocalModelState, local_model_state_write
 from providers.models import Provider, ProviderModel
 from providers.selectors import ModelPick
 from roles.models import Role
@@ -138,3 +139,59 @@ async def test_regenerating_with_another_model_writes_the_new_version_with_it(
 
     assert (reply.provider, reply.model) == ("second", "second-large")
     assert second.last_messages()[-1]["content"] == "Hi"
+
+
+@pytest.fixture
+def local_model_preparing(settings, tmp_path):
+    """As ./run says while it compiles the built-in model, which is the default provider."""
+    state_file = tmp_path / "local-model.json"
+    local_model_state_write(state_file, LocalModelState("preparing", stage="building", percent=45))
+    settings.CHATSITE_LOCAL_MODEL_STATE_FILE = str(state_file)
+    return state_file
+
+
+async def test_a_message_to_the_local_model_being_prepared_is_refused_before_anything_is_saved(
+    alice, builtin_roles, fake_openai, local_model_preparing
+):
+    conversation = await acreate(owner=alice)
+
+    with pytest.raises(ChatError) as refused:
+        await message_send(owner=alice, conversation_id=conversation.pk, content="Hi")
+
+    assert refused.value.code == "unavailable" and refused.value.retry_after == 30
+    assert "not ready yet (compiling its server: 45%)" in refused.value.message
+    assert not await Message.objects.filter(conversation=conversation).aexists()
+    assert fake_openai.requests == []
+
+
+async def test_a_message_to_the_local_model_that_failed_says_no_model_is_available(
+    alice, builtin_roles, fake_openai, local_model_preparing
+):
+    local_model_state_write(local_model_preparing, LocalModelState("failed", reason="needs cmake"))
+    conversation = await acreate(owner=alice)
+
+    with pytest.raises(ChatError) as refused:
+        await message_send(owner=alice, conversation_id=conversation.pk, content="Hi")
+
+    assert refused.value.code == "unavailable" and refused.value.retry_after is None
+    assert refused.value.message.startswith("No model is available")
+    assert "needs cmake" not in refused.value.message  # the console's detail, not the page's
+
+
+async def test_a_model_of_another_provider_answers_while_the_local_model_is_prepared(
+    alice, builtin_roles, fake_openai, second, local_model_preparing
+):
+    conversation = await acreate(owner=alice)
+
+    reply = await send(alice, conversation, "Hi", pick=SECOND_LARGE)
+
+    assert reply.status == "complete" and reply.provider == "second"
+
+
+async def test_the_local_model_once_ready_answers(alice, builtin_roles, fake_openai, local_model_preparing):
+    local_model_state_write(local_model_preparing, LocalModelState("ready"))
+    conversation = await acreate(owner=alice)
+
+    reply = await send(alice, conversation, "Hi")
+
+    assert reply.status == "complete" and reply.content == "Echo: Hi"

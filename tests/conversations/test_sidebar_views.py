@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from conversations.models import Conversation
-from conversations.sending import message_send
+from conversations.sending import message_send, reply_regenerate
 from conversations.services import conversation_archive, conversation_create, conversation_pin
 from conversations.sidebar import PAGE_SIZE
 from tests.conftest import wait_for_reply
@@ -211,6 +211,22 @@ async def test_writing_in_an_archived_conversation_brings_it_back(alice, builtin
     assert exchange.restored
     await conversation.arefresh_from_db()
     assert conversation.archived_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_regenerating_in_an_archived_conversation_leaves_it_archived(alice, builtin_roles, fake_openai):
+    conversation = await Conversation.objects.acreate(owner=alice, role_id=(await _teacher()), title="t")
+    first = await message_send(owner=alice, conversation_id=conversation.pk, content="Hello")
+    await wait_for_reply(first.reply.pk)
+    archived_at = timezone.now()
+    await Conversation.objects.filter(pk=conversation.pk).aupdate(archived_at=archived_at)
+
+    exchange = await reply_regenerate(owner=alice, conversation_id=conversation.pk)
+    await wait_for_reply(exchange.reply.pk)
+
+    assert not exchange.restored
+    await conversation.arefresh_from_db()
+    assert conversation.archived_at == archived_at
 
 
 async def _teacher() -> int:

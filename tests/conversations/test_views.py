@@ -9,6 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from conversations.models import Conversation, Message
 from conversations.services import conversation_create
+from providers.local_model_state import LocalModelState, local_model_state_write
 
 pytestmark = pytest.mark.django_db
 
@@ -320,3 +321,38 @@ def test_a_reply_with_nothing_measured_shows_no_cost(alice_client, alice):
     conversation = reply_with_usage(alice)
 
     assert usage_of(alice_client.get(f"/c/{conversation.pk}/").content.decode()) == ""
+
+
+@pytest.fixture
+def local_model_state_file(settings, tmp_path):
+    settings.CHATSITE_LOCAL_MODEL_IN_USE = True
+    settings.CHATSITE_LOCAL_MODEL_STATE_FILE = str(tmp_path / "local-model.json")
+    return tmp_path / "local-model.json"
+
+
+def test_the_page_shows_the_local_model_being_prepared_and_asks_again(alice_client, local_model_state_file):
+    building = LocalModelState("preparing", stage="building", percent=45)
+    local_model_state_write(local_model_state_file, building)
+
+    page = alice_client.get("/").content.decode()
+
+    assert "The built-in local model is being prepared (compiling its server: 45%)" in page
+    assert 'hx-get="/local-model/" hx-trigger="every 5s"' in page
+
+
+def test_once_the_local_model_is_ready_its_note_stops_asking(alice_client, local_model_state_file):
+    local_model_state_write(local_model_state_file, LocalModelState("ready"))
+
+    note = alice_client.get("/local-model/").content.decode()
+
+    assert "You are chatting with a tiny built-in model" in note
+    assert "hx-get" not in note
+
+
+def test_a_local_model_that_failed_says_no_model_is_available(alice_client, local_model_state_file):
+    local_model_state_write(local_model_state_file, LocalModelState("failed", reason="needs cmake"))
+
+    note = alice_client.get("/local-model/").content.decode()
+
+    assert 'role="alert"' in note and "No model is available" in note
+    assert "hx-get" not in note and "needs cmake" not in note

@@ -107,6 +107,7 @@ ROUTES: dict[str, Declared] = {
     "api-providers": Declared(GET, LEGACY, api=True),
     "^chat/": Declared(frozenset(SWEPT_METHODS), api=True),  # the API's catch-all: JSON 404 for anything
     "chat:home": Declared(GET),
+    "chat:local_model": Declared(GET),
     "chat:conversation": Declared(GET, {"conversation_id": "conversation"}),
     "chat:search": Declared(GET, {"q": Text(SEARCH_PROBE)}),
     "chat:rename": Declared(

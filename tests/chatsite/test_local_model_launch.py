@@ -1,0 +1,145 @@
+"""`./run`'s local model prepared in the background: what the state file says as it goes.
+
+The preparation itself is the real one in test_local_model.py; here the step that
+downloads and builds is a stand-in the test drives, to see each state on the way.
+"""
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from chatsite import local_model_launch
+from chatsite.local_model_build import LocalModelUnavailable
+from chatsite.local_model_launch import LocalModelLaunch, stage_of
+from providers.local_model_state import LocalModelState, local_model_state
+
+
+@pytest.mark.parametrize(
+    ("line", "stage"),
+    [
+        ("Waiting for another process that is preparing the local model ...", ("waiting", None)),
+        ("Downloading llama-cpp-python==0.3.16 with pip ...", ("downloading", None)),
+        ("Compiling llama-server (first run only, a few minutes) ...", ("building", None)),
+        ("[ 45%] Building CXX object src/CMakeFiles/llama.dir/llama.cpp.o", ("building", 45)),
+        ("[100%] Linking CXX executable ../../bin/llama-server", ("building", 100)),
+        ("Starting smollm2-135m-instruct on loopback ...", ("starting", None)),
+        ("-- Looking for pthread.h - found", None),
+    ],
+)
+def test_a_progress_line_names_its_stage(line, stage):
+    assert stage_of(line) == stage
+
+
+class Steps:
+    """Stands in for start_local_model: says what the test tells it to, then ends as told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.said = threading.Event()
+        self.go_on = threading.Event()
+        self.failure: Exception | None = None
+
+    def __call__(self, progress, *, port, api_key):
+        for line in self.lines:
+            progress(line)
+        self.said.set()
+        self.go_on.wait(10)
+        if self.failure is not None:
+            raise self.failure
+        return StartedServer(port)
+
+
+class StartedServer:
+    model = "smollm2-135m-instruct"
+
+    def __init__(self, port: int) -> None:
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.fixture
+def steps(monkeypatch: pytest.MonkeyPatch) -> Steps:
+    made = Steps()
+    monkeypatch.setattr(local_model_launch, "start_local_model", made)
+    return made
+
+
+@pytest.fixture
+def launch(tmp_path: Path, settings) -> LocalModelLaunch:
+    made = LocalModelLaunch(tmp_path / "db.sqlite3.local-model.json", say=lambda text: None)
+    settings.CHATSITE_LOCAL_MODEL_STATE_FILE = str(made.state_file)
+    return made
+
+
+def test_the_state_follows_the_build_while_the_site_serves(steps, launch):
+    steps.lines = ["Downloading llama-cpp-python==0.3.16 with pip ...", "[ 12%] Building", "[ 45%] Building"]
+
+    launch.begin()
+    assert steps.said.wait(10)
+    preparing = local_model_state()
+    steps.go_on.set()
+    assert launch.wait(10)
+
+    assert preparing == LocalModelState("preparing", stage="building", percent=45)
+    assert local_model_state() is None  # ready: nothing to say, nothing refused
+    launch.stop()
+
+
+def test_the_address_is_known_before_the_model_is_ready(steps, launch):
+    launch.begin()
+    assert steps.said.wait(10)
+
+    env = launch.env
+    steps.go_on.set()
+    launch.wait(10)
+    launch.stop()
+
+    assert env["OPENAI_BASE_URL"] == f"http://127.0.0.1:{launch.port}/v1"
+    assert env["OPENAI_API_KEY"] == launch.api_key and len(launch.api_key) >= 40
+    assert env["CHATSITE_LOCAL_MODEL_STATE_FILE"] == str(launch.state_file)
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (LocalModelUnavailable("Building needs cmake"), "Building needs cmake"),
+        (OSError(28, "No space left on device"), "OSError: [Errno 28] No space left on device"),
+    ],
+    ids=["unavailable", "unexpected"],
+)
+def test_a_failed_preparation_is_the_state_with_its_reason(steps, launch, failure, reason):
+    steps.failure = failure
+
+    launch.begin()
+    steps.go_on.set()
+    assert launch.wait(10)
+    state = local_model_state()
+    launch.stop()
+
+    assert state == LocalModelState("failed", reason=reason)
+
+
+def test_stopping_while_the_model_starts_stops_it_once_started(monkeypatch, launch):
+    said, go_on = threading.Event(), threading.Event()
+    started: list[StartedServer] = []
+
+    def start(progress, *, port, api_key):
+        said.set()
+        go_on.wait(10)
+        started.append(StartedServer(port))
+        return started[0]
+
+    monkeypatch.setattr(local_model_launch, "start_local_model", start)
+    launch.begin()
+    assert said.wait(10)
+    launch.stop()  # Ctrl-C, while llama-server is loading the model
+    go_on.set()
+    assert launch.wait(10)
+
+    assert started[0].stopped
+    assert launch.server is None
+    assert not launch.state_file.exists()
