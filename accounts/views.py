@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import services, throttle
 from accounts.forms import AccountDeleteForm, EmailForm, SignUpForm
 from conversations.limits import LimitExceeded
+from conversations.usage import usage_summary
 
 
 def _client_ip(request: HttpRequest) -> str:
@@ -78,6 +79,7 @@ def _settings_page(
         "email_form": email_form or EmailForm(instance=user),
         "delete_form": delete_form or AccountDeleteForm(user),
         "notices": list(messages.get_messages(request)),
+        "usage": usage_summary(user_id=user.pk),
     }
     return render(request, "accounts/settings.html", context, status=status)
 

@@ -1,15 +1,17 @@
 import csv
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from conversations import services, tokens
-from conversations.models import ApiToken, Conversation, Feedback, Message, UserLimit
+from conversations.models import ApiToken, Conversation, Feedback, Message, UserLimit, UserUsage
+from conversations.usage import usage_annotations
 
 
 class MessageInline(admin.TabularInline):
@@ -184,3 +186,69 @@ class UserLimitAdmin(admin.ModelAdmin):
     search_fields = ["user__username"]
     list_select_related = ["user"]
     autocomplete_fields = ["user"]
+
+
+if TYPE_CHECKING:  # django-stubs' helper is a dev requirement
+    from django_stubs_ext import StrOrPromise
+
+USAGE_COLUMNS = ["replies", "prompt_tokens", "completion_tokens"]
+
+
+def _usage_figure(name: str, description: "StrOrPromise") -> Callable[[Any], str]:
+    """A column of the usage list: the annotation `name`, sortable."""
+
+    @admin.display(description=description, ordering=name)
+    def figure(obj: Any) -> str:
+        return str(getattr(obj, name))
+
+    return figure
+
+
+@admin.register(UserUsage)
+class UsageAdmin(admin.ModelAdmin):
+    """Replies and tokens per user, today and this month (UTC), to sort and export as CSV."""
+
+    list_display = [
+        "username",
+        _usage_figure("today_replies", _("replies today")),
+        _usage_figure("today_tokens", _("tokens today")),
+        _usage_figure("month_replies", _("replies this month")),
+        _usage_figure("month_tokens", _("tokens this month")),
+    ]
+    search_fields = ["username"]
+    ordering = ["username"]
+    actions = ["export_csv"]
+    fields = ("username",)
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UserUsage]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(**usage_annotations())
+            .annotate(
+                today_tokens=F("today_prompt_tokens") + F("today_completion_tokens"),
+                month_tokens=F("month_prompt_tokens") + F("month_completion_tokens"),
+            )
+        )
+
+    @admin.action(description=_("Export the selected users' usage as CSV"))
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[UserUsage]) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="chatsite-usage.csv"'
+        writer = csv.writer(response)
+        periods = ("today", "month")
+        writer.writerow(["user", *(f"{period}_{column}" for period in periods for column in USAGE_COLUMNS)])
+        for user in queryset:
+            figures = [getattr(user, f"{period}_{column}") for period in periods for column in USAGE_COLUMNS]
+            writer.writerow([_cell(user.get_username()), *figures])
+        return response
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # users are deleted in their own admin, with what they own

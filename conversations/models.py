@@ -2,6 +2,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -231,3 +232,13 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.content_type} {self.width}×{self.height}"
+
+
+class UserUsage(User):
+    """Each user's replies and tokens, for staff: the admin's Usage list and its CSV
+    (figures from conversations.usage). No table: a view of the users."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("usage")
+        verbose_name_plural = _("usage")
