@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -164,10 +165,17 @@ class LocalModelServer:
         self.stop()
 
 
-def start_local_model(progress: Progress, *, port: int | None = None, api_key: str = "") -> LocalModelServer:
+def start_local_model(
+    progress: Progress,
+    *,
+    port: int | None = None,
+    api_key: str = "",
+    before_start: Callable[[], None] = lambda: None,
+) -> LocalModelServer:
     """Fetches the model and builds llama-server if they are not cached, then serves it
-    (on `port` with `api_key` when given)."""
+    (on `port` with `api_key` when given; `before_start` frees a port held for it)."""
     binary = ensure_server_binary(progress)  # first: it is what fails on a machine without a compiler
     model_path = ensure_model(progress)
     progress(f"Starting {MODEL_ALIAS} on loopback ...")
+    before_start()
     return LocalModelServer(binary=binary, model_path=model_path).start(port=port, api_key=api_key)

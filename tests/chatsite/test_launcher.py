@@ -181,10 +181,10 @@ def test_a_configured_provider_means_no_local_model(monkeypatch, no_provider, pr
 def test_when_the_local_model_cannot_be_built_the_launcher_says_so_and_goes_on(
     monkeypatch, no_provider, tmp_path, capsys, settings
 ):
-    from chatsite import launcher, local_model_build
+    from chatsite import launcher
     from providers.local_model_state import local_model_state
 
-    monkeypatch.setattr(local_model_build, "CACHE_DIR", tmp_path / "not-built")  # nothing cached
+    monkeypatch.setenv("CHATSITE_LOCAL_MODEL_CACHE", str(tmp_path / "not-built"))  # nothing cached
     monkeypatch.setenv("PATH", str(tmp_path))  # no cmake, make or compiler: the real build is impossible
 
     launch = launcher._local_model_launch()

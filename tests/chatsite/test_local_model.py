@@ -93,7 +93,7 @@ def test_stop_leaves_no_process(server: LocalModelServer):
 
 
 def test_a_missing_build_tool_is_a_clear_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setattr(local_model_build, "CACHE_DIR", tmp_path / "not-built")
+    monkeypatch.setenv("CHATSITE_LOCAL_MODEL_CACHE", str(tmp_path / "not-built"))
     monkeypatch.setenv("PATH", str(tmp_path))  # no cmake, make or compiler on it
 
     with pytest.raises(LocalModelUnavailable, match="needs cmake, make, a C\\+\\+ compiler"):
@@ -197,7 +197,7 @@ def test_run_serves_at_once_while_the_local_model_is_prepared_and_chats_once_it_
             token = run_manage(tmp_path, "api_token", "create", "--user", "boss").strip()
             status, headers, body = _post_a_message(port, token)
             # The other process finishes: the built server and the model are in the cache.
-            for built in (local_model_build.CACHE_DIR, local_model_build.MODEL_DIR):
+            for built in (local_model_build.build_dir(), local_model_build.model_dir()):
                 shutil.copytree(built, cache / built.name, copy_function=os.symlink)
             fcntl.flock(lock, fcntl.LOCK_UN)
             events = _chat_once_ready(port, token, within=120)

@@ -4,6 +4,7 @@ The preparation itself is the real one in test_local_model.py; here the step tha
 downloads and builds is a stand-in the test drives, to see each state on the way.
 """
 
+import socket
 import threading
 from pathlib import Path
 
@@ -40,20 +41,22 @@ class Steps:
         self.go_on = threading.Event()
         self.failure: Exception | None = None
 
-    def __call__(self, progress, *, port, api_key):
+    def __call__(self, progress, *, port, api_key, before_start):
         for line in self.lines:
             progress(line)
         self.said.set()
         self.go_on.wait(10)
         if self.failure is not None:
             raise self.failure
-        return StartedServer(port)
+        before_start()
+        return StartedServer(port, api_key)
 
 
 class StartedServer:
     model = "smollm2-135m-instruct"
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, api_key: str) -> None:
+        self.port, self.api_key = port, api_key
         self.base_url = f"http://127.0.0.1:{port}/v1"
         self.stopped = False
 
@@ -89,18 +92,23 @@ def test_the_state_follows_the_build_while_the_site_serves(steps, launch):
     launch.stop()
 
 
-def test_the_address_is_known_before_the_model_is_ready(steps, launch):
+def test_the_model_starts_at_the_address_the_site_was_given_before_it_was_ready(steps, launch):
     launch.begin()
     assert steps.said.wait(10)
-
     env = launch.env
+    with socket.socket() as other, pytest.raises(OSError):
+        other.bind(("127.0.0.1", launch.port))  # held for the model meanwhile
     steps.go_on.set()
-    launch.wait(10)
+    assert launch.wait(10)
+    server = launch.server
     launch.stop()
 
-    assert env["OPENAI_BASE_URL"] == f"http://127.0.0.1:{launch.port}/v1"
-    assert env["OPENAI_API_KEY"] == launch.api_key and len(launch.api_key) >= 40
+    assert server is not None
+    assert env["OPENAI_BASE_URL"] == f"http://127.0.0.1:{server.port}/v1"
+    assert env["OPENAI_API_KEY"] == server.api_key and len(server.api_key) >= 40
     assert env["CHATSITE_LOCAL_MODEL_STATE_FILE"] == str(launch.state_file)
+    with socket.socket() as model_server:
+        model_server.bind(("127.0.0.1", server.port))  # let go of just before the model binds it
 
 
 @pytest.mark.parametrize(
@@ -127,10 +135,10 @@ def test_stopping_while_the_model_starts_stops_it_once_started(monkeypatch, laun
     said, go_on = threading.Event(), threading.Event()
     started: list[StartedServer] = []
 
-    def start(progress, *, port, api_key):
+    def start(progress, *, port, api_key, before_start):
         said.set()
         go_on.wait(10)
-        started.append(StartedServer(port))
+        started.append(StartedServer(port, api_key))
         return started[0]
 
     monkeypatch.setattr(local_model_launch, "start_local_model", start)
@@ -143,3 +151,22 @@ def test_stopping_while_the_model_starts_stops_it_once_started(monkeypatch, laun
     assert started[0].stopped
     assert launch.server is None
     assert not launch.state_file.exists()
+
+
+def test_a_build_that_stopping_cut_short_writes_and_says_nothing(steps, tmp_path, settings):
+    said: list[str] = []
+    launch = LocalModelLaunch(tmp_path / "db.sqlite3.local-model.json", say=said.append)
+    steps.failure = LocalModelUnavailable("`cmake --build ...` failed (exit 2)")  # Ctrl-C reached cmake
+    launch.begin()
+    assert steps.said.wait(10)
+
+    stopper = threading.Thread(target=launch.stop)
+    stopper.start()  # Ctrl-C: the launcher stops while the build is still running
+    while not launch.stopping:
+        pass
+    steps.go_on.set()  # ... and the build, cut short, fails
+    stopper.join(10)
+
+    assert launch.wait(0)  # stop() waited for the thread
+    assert not launch.state_file.exists()
+    assert not any("No local model is available" in line for line in said)

@@ -96,6 +96,7 @@ def test_without_redis_the_limits_count_is_unknown_and_the_page_still_shows(
 def test_the_settings_page_shows_my_usage_against_my_limits(client, alice, builtin_roles, settings):
     settings.CHAT_LIMIT_DAILY_TOKENS = 0
     settings.CHAT_LIMIT_MESSAGES_PER_MINUTE = 12
+    settings.CHAT_LIMIT_CONCURRENT_REPLIES = 1
     reply_at(conversation_create(owner=alice), dt.datetime.now(dt.UTC), 300, 45)
     client.force_login(alice)
 
@@ -104,6 +105,7 @@ def test_the_settings_page_shows_my_usage_against_my_limits(client, alice, built
     assert '<th scope="row">Today (UTC)</th><td>1</td><td>300</td><td>45</td>' in page
     assert "No daily token limit." in page
     assert "At most 12 messages a minute." in page
+    assert "At most 1 reply being written at once." in page
 
 
 # --- The admin's usage list ---------------------------------------------------------
@@ -120,6 +122,7 @@ def test_staff_see_each_users_usage_and_export_it_as_csv(admin_client, alice, bo
     now = dt.datetime.now(dt.UTC)
     reply_at(conversation_create(owner=alice), now, 300, 45)
     reply_at(conversation_create(owner=bob), now, 10, 1)
+    reply_at(conversation_create(owner=alice), now - dt.timedelta(days=40), 5000, 5000)  # not this month
     get_user_model().objects.filter(pk=bob.pk).update(username="=HYPERLINK(1)")  # a name like a formula
 
     listing = admin_client.get("/admin/conversations/userusage/?o=-5")  # by tokens this month, most first
