@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from conversations.models import Message
 from conversations.services import conversation_create
-from tests.browser.conftest import open_page
+from tests.browser.conftest import open_page, sign_in
 from tests.browser.test_chat_ui import send
 from tests.conftest import PASSWORD, make_user
 from tests.fake_openai import Reply
@@ -74,4 +74,26 @@ def test_the_chat_pages_have_no_serious_accessibility_violations(
     found["settings"] = violations(page)
 
     assert {where: lines for where, lines in found.items() if lines} == {}
+    assert csp_violations == []
+
+
+def test_a_screen_reader_hears_the_reply_once_when_it_is_finished(
+    live_app, fake_openai, browser, csp_violations
+):
+    make_user("alice")
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+    fake_openai.queue_reply(
+        Reply(tokens=["Photosynthesis", " turns", " light", " into", " sugar."], delay=0.3)
+    )
+    page.fill("#message-input", "Explain photosynthesis")
+    page.keyboard.press("Enter")
+
+    expect(page.locator(".msg-assistant .msg-body")).to_contain_text("turns")
+    while_streaming = page.locator("#announcer").text_content()
+    expect(page.locator(".msg-assistant.status-complete")).to_have_count(1)
+
+    expect(page.locator("#announcer")).to_have_text("Reply: Photosynthesis turns light into sugar.")
+    assert "turns" not in (while_streaming or "")
+    assert page.locator("#messages[aria-live]").count() == 0  # the tokens are not read one by one
     assert csp_violations == []
