@@ -5,6 +5,8 @@ from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.utils.translation import gettext_lazy as _
 
+from conversations.models import INSTRUCTIONS_MAX_CHARS
+
 
 class SignUpForm(UserCreationForm):
     """Django's sign-up, with an optional email address for password resets."""
@@ -62,3 +64,17 @@ class AccountDeleteForm(forms.Form):
         if not self.user.check_password(password):
             raise forms.ValidationError(_("That is not your password."))
         return password
+
+
+class InstructionsForm(forms.Form):
+    text = forms.CharField(
+        label=_("Custom instructions"),
+        required=False,
+        max_length=INSTRUCTIONS_MAX_CHARS,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text=_(
+            "What should every new conversation know about you, and how should it answer? "
+            "They apply to conversations started from now on."
+        ),
+    )

@@ -13,6 +13,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
     path("settings/", views.account_settings, name="account_settings"),
+    path("settings/instructions/", views.instructions_save, name="instructions_save"),
     path("settings/sessions/", views.sessions_end_others, name="sessions_end_others"),
     path("settings/delete/", views.account_delete, name="account_delete"),
     path("password_change/", views.PasswordChangeView.as_view(), name="password_change"),

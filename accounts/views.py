@@ -16,7 +16,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services, throttle
-from accounts.forms import AccountDeleteForm, EmailForm, SignUpForm
+from accounts.forms import AccountDeleteForm, EmailForm, InstructionsForm, SignUpForm
+from conversations.errors import ChatError
+from conversations.instructions import instructions_get, instructions_set
 from conversations.limits import LimitExceeded
 from conversations.usage import usage_summary
 
@@ -71,12 +73,15 @@ def _settings_page(
     request: HttpRequest,
     *,
     email_form: EmailForm | None = None,
+    instructions_form: InstructionsForm | None = None,
     delete_form: AccountDeleteForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     user = _user(request)
     context = {
         "email_form": email_form or EmailForm(instance=user),
+        "instructions_form": instructions_form
+        or InstructionsForm(initial={"text": instructions_get(user_id=user.pk)}),
         "delete_form": delete_form or AccountDeleteForm(user),
         "notices": list(messages.get_messages(request)),
         "usage": usage_summary(user_id=user.pk),
@@ -94,6 +99,20 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         return _settings_page(request, email_form=form, status=400)
     form.save()
     messages.success(request, _("Your email address was saved."))
+    return redirect("account_settings")
+
+
+@require_POST
+def instructions_save(request: HttpRequest) -> HttpResponse:
+    form = InstructionsForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, instructions_form=form, status=400)
+    try:
+        instructions_set(user=_user(request), text=form.cleaned_data["text"])
+    except ChatError as exc:
+        form.add_error("text", exc.message)
+        return _settings_page(request, instructions_form=form, status=400)
+    messages.success(request, _("Your custom instructions were saved. New conversations follow them."))
     return redirect("account_settings")
 
 

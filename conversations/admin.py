@@ -50,6 +50,7 @@ class ConversationAdmin(admin.ModelAdmin):
         "model",
         "temperature",
         "system_prompt",
+        "custom_instructions",
         "created_at",
         "updated_at",
     )

@@ -26,6 +26,9 @@ class Conversation(models.Model):
     # The exact prompt the conversation started with: a later admin edit to the
     # role must not silently change what an old conversation was built on.
     system_prompt = models.TextField(_("system prompt"))
+    # The user's custom instructions as they were when the conversation started (as
+    # ChatGPT does: a change applies to new conversations), sent after the role's prompt.
+    custom_instructions = models.TextField(_("custom instructions"), blank=True, default="")
     # Which model writes the next reply: the role's at first, then what the user picks.
     # An empty provider is the .env one (providers.models.DEFAULT_PROVIDER).
     provider = models.CharField(_("provider"), max_length=50, blank=True)
@@ -165,6 +168,29 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+INSTRUCTIONS_MAX_CHARS = 1500  # as ChatGPT's custom instructions
+
+
+class UserInstructions(models.Model):
+    """What a user wants every new conversation to know about them and their answers."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="chat_instructions",
+        verbose_name=_("user"),
+    )
+    text = models.TextField(_("custom instructions"), blank=True, max_length=INSTRUCTIONS_MAX_CHARS)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("custom instructions")
+        verbose_name_plural = _("custom instructions")
+
+    def __str__(self) -> str:
+        return str(self.user)
 
 
 class UserLimit(models.Model):

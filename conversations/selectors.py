@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from conversations.images import attachment_data_url
+from conversations.instructions import system_text
 from conversations.llm import ChatMessage
 from conversations.models import ApiToken, Conversation, Message
 from conversations.reasoning import reasoning_join
@@ -173,7 +174,14 @@ def context_history(
     recent: Sequence[Message] = (
         list(history.filter(id__gte=round_starts[-1])) if rounds > 0 and round_starts else []
     )
-    messages = [ChatMessage(role="system", content=conversation.system_prompt)]
+    messages = [
+        ChatMessage(
+            role="system",
+            content=system_text(
+                role_prompt=conversation.system_prompt, instructions=conversation.custom_instructions
+            ),
+        )
+    ]
     messages.extend(
         ChatMessage(
             role=message.author,

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from conversations import replylog
 from conversations.errors import ChatError
+from conversations.instructions import instructions_get
 from conversations.metrics import REDIS_ERRORS
 from conversations.models import Conversation, Message
 from conversations.owners import User, owner_id
@@ -44,6 +45,7 @@ def conversation_create(*, owner: User, role_slug: str | None = None, title: obj
         role=role,
         title=title,
         system_prompt=role.system_prompt,
+        custom_instructions=instructions_get(user_id=owner_id(owner)),
         provider=role.provider,
         model=role.model,
         temperature=role.temperature,

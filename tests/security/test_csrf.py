@@ -41,6 +41,7 @@ PASSED_CSRF: dict[tuple[str, str], int] = {
     # accounts/: a form the harmless data leaves invalid is shown again (200), or refused
     # as a bad request (400); a valid one redirects.
     ("account_settings", "POST"): 302,
+    ("instructions_save", "POST"): 302,
     ("sessions_end_others", "POST"): 302,
     ("account_delete", "POST"): 400,  # no password confirmation: nothing is deleted
     ("password_change", "POST"): 200,

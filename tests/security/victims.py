@@ -22,7 +22,15 @@ from django.utils import timezone
 from django_redis import get_redis_connection
 
 from conversations import replylog
-from conversations.models import ApiToken, Attachment, Conversation, Feedback, Message, UserLimit
+from conversations.models import (
+    ApiToken,
+    Attachment,
+    Conversation,
+    Feedback,
+    Message,
+    UserInstructions,
+    UserLimit,
+)
 from conversations.sending import message_send
 from conversations.services import conversation_create
 from conversations.tokens import api_token_create
@@ -60,7 +68,8 @@ class Owner:
             owner=self.user, role_slug="teacher", title=self.mark("conversation title")
         )
         conversation.system_prompt = self.mark("conversation system prompt")
-        conversation.save(update_fields=["system_prompt"])
+        conversation.custom_instructions = self.mark("conversation's custom instructions")
+        conversation.save(update_fields=["system_prompt", "custom_instructions"])
         question = Message.objects.create(
             conversation=conversation, author="user", content=self.mark("message"), turn=1
         )
@@ -179,6 +188,11 @@ async def user_limits(owner: Owner) -> list[models.Model]:
     return [limit]
 
 
+async def instructions(owner: Owner) -> list[models.Model]:
+    given = await UserInstructions.objects.acreate(user=owner.user, text=owner.mark("custom instructions"))
+    return [given]
+
+
 async def users(owner: Owner) -> list[models.Model]:
     user = owner.user
     user.first_name, user.last_name = owner.mark("first name"), owner.mark("last name")
@@ -219,6 +233,7 @@ KINDS: dict[str, Kind] = {
     "attachment": Kind(Attachment, attachments),
     "api_token": Kind(ApiToken, api_tokens),
     "user_limit": Kind(UserLimit, user_limits),
+    "instructions": Kind(UserInstructions, instructions),
     "user": Kind(User, users),
 }
 # An admin page's object: whatever model that page edits.
@@ -318,6 +333,7 @@ def victim_state(user: User) -> tuple[Any, ...]:
             "title",
             "role_id",
             "system_prompt",
+            "custom_instructions",
             "provider",
             "model",
             "temperature",
@@ -343,6 +359,7 @@ def victim_state(user: User) -> tuple[Any, ...]:
             "pk", "messages_per_minute", "concurrent_replies", "daily_tokens"
         )
     )
+    instructions = list(UserInstructions.objects.filter(user=user).values_list("pk", "text"))
     account = User.objects.filter(pk=user.pk).values_list(
         "username", "password", "email", "first_name", "is_active", "is_staff", "last_login"
     )
@@ -355,4 +372,4 @@ def victim_state(user: User) -> tuple[Any, ...]:
     redis = pipe.execute()
     live = redis[: 2 * len(messages)]
     slots = redis[2 * len(messages) :]
-    return conversations, messages, images, tokens, limits, list(account), live, slots
+    return conversations, messages, images, tokens, limits, instructions, list(account), live, slots
