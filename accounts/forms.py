@@ -5,7 +5,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.utils.translation import gettext_lazy as _
 
-from conversations.models import INSTRUCTIONS_MAX_CHARS
+from conversations.models import INSTRUCTIONS_MAX_CHARS, PROMPT_TEXT_MAX_CHARS, PROMPT_TITLE_MAX_CHARS
 
 
 class SignUpForm(UserCreationForm):
@@ -77,4 +77,21 @@ class InstructionsForm(forms.Form):
             "What should every new conversation know about you, and how should it answer? "
             "They apply to conversations started from now on."
         ),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        # Sent empty, the instructions are removed; not sent at all (a body that could not
+        # be read), nothing changes.
+        if "text" not in self.data:
+            raise forms.ValidationError(_("The form arrived incomplete: nothing was saved."))
+        return super().clean() or {}
+
+
+class PromptForm(forms.Form):
+    title = forms.CharField(label=_("Title"), max_length=PROMPT_TITLE_MAX_CHARS)
+    text = forms.CharField(
+        label=_("Prompt"),
+        max_length=PROMPT_TEXT_MAX_CHARS,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("In the message box, type / and the start of its title to insert it."),
     )

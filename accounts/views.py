@@ -16,10 +16,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services, throttle
-from accounts.forms import AccountDeleteForm, EmailForm, InstructionsForm, SignUpForm
+from accounts.forms import AccountDeleteForm, EmailForm, InstructionsForm, PromptForm, SignUpForm
 from conversations.errors import ChatError
 from conversations.instructions import instructions_get, instructions_set
 from conversations.limits import LimitExceeded
+from conversations.models import SavedPrompt
+from conversations.prompts import prompt_create, prompt_delete, prompt_list
 from conversations.usage import usage_summary
 
 
@@ -74,12 +76,15 @@ def _settings_page(
     *,
     email_form: EmailForm | None = None,
     instructions_form: InstructionsForm | None = None,
+    prompt_form: PromptForm | None = None,
     delete_form: AccountDeleteForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     user = _user(request)
     context = {
         "email_form": email_form or EmailForm(instance=user),
+        "prompt_form": prompt_form or PromptForm(),
+        "prompts": list(prompt_list(owner=user)),
         "instructions_form": instructions_form
         or InstructionsForm(initial={"text": instructions_get(user_id=user.pk)}),
         "delete_form": delete_form or AccountDeleteForm(user),
@@ -113,6 +118,30 @@ def instructions_save(request: HttpRequest) -> HttpResponse:
         form.add_error("text", exc.message)
         return _settings_page(request, instructions_form=form, status=400)
     messages.success(request, _("Your custom instructions were saved. New conversations follow them."))
+    return redirect("account_settings")
+
+
+@require_POST
+def prompt_add(request: HttpRequest) -> HttpResponse:
+    form = PromptForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, prompt_form=form, status=400)
+    try:
+        prompt_create(owner=_user(request), title=form.cleaned_data["title"], text=form.cleaned_data["text"])
+    except ChatError as exc:
+        form.add_error(None, exc.message)
+        return _settings_page(request, prompt_form=form, status=400)
+    messages.success(request, _("The prompt was saved."))
+    return redirect("account_settings")
+
+
+@require_POST
+def prompt_remove(request: HttpRequest, prompt_id: int) -> HttpResponse:
+    try:
+        prompt_delete(owner=_user(request), prompt_id=prompt_id)
+    except SavedPrompt.DoesNotExist:
+        raise Http404 from None
+    messages.success(request, _("The prompt was deleted."))
     return redirect("account_settings")
 
 

@@ -193,6 +193,33 @@ class UserInstructions(models.Model):
         return str(self.user)
 
 
+PROMPT_TITLE_MAX_CHARS = 80
+PROMPT_TEXT_MAX_CHARS = 4000
+PROMPTS_PER_USER = 100
+
+
+class SavedPrompt(models.Model):
+    """A prompt the user keeps, to insert by typing / and its title in the message box."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="saved_prompts",
+        verbose_name=_("owner"),
+    )
+    title = models.CharField(_("title"), max_length=PROMPT_TITLE_MAX_CHARS)
+    text = models.TextField(_("text"), max_length=PROMPT_TEXT_MAX_CHARS)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("saved prompt")
+        verbose_name_plural = _("saved prompts")
+        ordering = ["title", "id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
 class UserLimit(models.Model):
     """One user's own limits; an empty field means the site's setting applies."""
 

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from conversations import export, feedback, replylog, search, services
 from conversations.models import Conversation, Message
+from conversations.prompts import prompt_list
 from conversations.reasoning import reasoning_join
 from conversations.selectors import (
     conversation_get,
@@ -49,6 +50,7 @@ def _chat_page(
             "model_current": conversation_model_value(conversation) if conversation else "",
             "versions": turn_versions(conversation=conversation) if conversation else None,
             "found": found or _search_results(request, ""),
+            "prompts": prompt_list(owner=request.user),
         },
     )
 

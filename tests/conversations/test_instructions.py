@@ -37,6 +37,16 @@ def test_instructions_too_long_are_refused_and_nothing_is_saved(client, alice, b
     assert instructions_get(user_id=alice.pk) == "Keep these."
 
 
+def test_a_form_without_the_field_changes_nothing(client, alice, builtin_roles):
+    client.force_login(alice)
+    instructions_set(user=alice, text="Keep these.")
+
+    refused = client.post("/accounts/settings/instructions/", {})
+
+    assert refused.status_code == 400
+    assert instructions_get(user_id=alice.pk) == "Keep these."
+
+
 def test_saving_them_empty_removes_them(alice):
     instructions_set(user=alice, text="Call me Al.")
 

@@ -61,6 +61,8 @@ ROUTES: dict[str, Declared] = {
     # The account's own settings: each acts on the caller only, and names no object.
     "account_settings": Declared(GET | POST, {"email": Text()}),
     "instructions_save": Declared(POST, {"text": Text("Bob's instructions")}),
+    "prompt_add": Declared(POST, {"title": Text("Bob's prompt"), "text": Text("Bob's prompt text")}),
+    "prompt_remove": Declared(POST, {"prompt_id": "prompt"}),
     "sessions_end_others": Declared(POST),
     "account_delete": Declared(POST, {"password": Text()}),
     "password_change": Declared(

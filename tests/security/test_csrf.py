@@ -41,7 +41,9 @@ PASSED_CSRF: dict[tuple[str, str], int] = {
     # accounts/: a form the harmless data leaves invalid is shown again (200), or refused
     # as a bad request (400); a valid one redirects.
     ("account_settings", "POST"): 302,
-    ("instructions_save", "POST"): 302,
+    ("instructions_save", "POST"): 400,  # no `text`: nothing is changed
+    ("prompt_add", "POST"): 400,  # no title: nothing is saved
+    ("prompt_remove", "POST"): 404,  # no such prompt of the caller's: past the check
     ("sessions_end_others", "POST"): 302,
     ("account_delete", "POST"): 400,  # no password confirmation: nothing is deleted
     ("password_change", "POST"): 200,

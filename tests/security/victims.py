@@ -28,6 +28,7 @@ from conversations.models import (
     Conversation,
     Feedback,
     Message,
+    SavedPrompt,
     UserInstructions,
     UserLimit,
 )
@@ -193,6 +194,13 @@ async def instructions(owner: Owner) -> list[models.Model]:
     return [given]
 
 
+async def saved_prompts(owner: Owner) -> list[models.Model]:
+    given = await SavedPrompt.objects.acreate(
+        owner=owner.user, title=owner.mark("prompt title"), text=owner.mark("prompt text")
+    )
+    return [given]
+
+
 async def users(owner: Owner) -> list[models.Model]:
     user = owner.user
     user.first_name, user.last_name = owner.mark("first name"), owner.mark("last name")
@@ -234,6 +242,7 @@ KINDS: dict[str, Kind] = {
     "api_token": Kind(ApiToken, api_tokens),
     "user_limit": Kind(UserLimit, user_limits),
     "instructions": Kind(UserInstructions, instructions),
+    "prompt": Kind(SavedPrompt, saved_prompts),
     "user": Kind(User, users),
 }
 # An admin page's object: whatever model that page edits.
@@ -360,6 +369,7 @@ def victim_state(user: User) -> tuple[Any, ...]:
         )
     )
     instructions = list(UserInstructions.objects.filter(user=user).values_list("pk", "text"))
+    prompts = list(SavedPrompt.objects.filter(owner=user).order_by("pk").values_list("pk", "title", "text"))
     account = User.objects.filter(pk=user.pk).values_list(
         "username", "password", "email", "first_name", "is_active", "is_staff", "last_login"
     )
@@ -372,4 +382,4 @@ def victim_state(user: User) -> tuple[Any, ...]:
     redis = pipe.execute()
     live = redis[: 2 * len(messages)]
     slots = redis[2 * len(messages) :]
-    return conversations, messages, images, tokens, limits, instructions, list(account), live, slots
+    return conversations, messages, images, tokens, limits, instructions, prompts, list(account), live, slots
