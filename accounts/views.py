@@ -83,10 +83,10 @@ def _settings_page(
     user = _user(request)
     context = {
         "email_form": email_form or EmailForm(instance=user),
-        "prompt_form": prompt_form or PromptForm(),
+        "prompt_form": prompt_form or PromptForm(auto_id="prompt_%s"),
         "prompts": list(prompt_list(owner=user)),
         "instructions_form": instructions_form
-        or InstructionsForm(initial={"text": instructions_get(user_id=user.pk)}),
+        or InstructionsForm(auto_id="instructions_%s", initial={"text": instructions_get(user_id=user.pk)}),
         "delete_form": delete_form or AccountDeleteForm(user),
         "notices": list(messages.get_messages(request)),
         "usage": usage_summary(user_id=user.pk),
@@ -109,7 +109,7 @@ def account_settings(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def instructions_save(request: HttpRequest) -> HttpResponse:
-    form = InstructionsForm(request.POST)
+    form = InstructionsForm(request.POST, auto_id="instructions_%s")
     if not form.is_valid():
         return _settings_page(request, instructions_form=form, status=400)
     try:
@@ -123,7 +123,7 @@ def instructions_save(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def prompt_add(request: HttpRequest) -> HttpResponse:
-    form = PromptForm(request.POST)
+    form = PromptForm(request.POST, auto_id="prompt_%s")
     if not form.is_valid():
         return _settings_page(request, prompt_form=form, status=400)
     try:

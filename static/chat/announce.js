@@ -23,9 +23,14 @@
     var replies = document.querySelectorAll("#messages .msg-assistant");
     var reply = replies.length ? replies[replies.length - 1] : null;
     var body = reply && reply.querySelector(".msg-body");
-    if (!body || reply.dataset.status === "error") { return; }
     var messages = document.getElementById("messages");
-    var label = reply.dataset.status === "complete" ? messages.dataset.replyDone : messages.dataset.replyStopped;
-    announce(label + " " + body.textContent.trim());
+    // An error says itself (role=alert); a reply still marked streaming is not finished.
+    var label = body && { complete: messages.dataset.replyDone, stopped: messages.dataset.replyStopped,
+      interrupted: messages.dataset.replyInterrupted }[reply.dataset.status];
+    if (!label) { return; }
+    // The text as read, without the code blocks' Copy buttons (chat.js adds them first).
+    var text = body.cloneNode(true);
+    text.querySelectorAll(".code-copy").forEach(function (button) { button.remove(); });
+    announce(label + " " + text.textContent.trim());
   });
 })();

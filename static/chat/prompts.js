@@ -6,6 +6,7 @@
 
   var shown = [];  // the prompts listed: [{title, text}]
   var active = -1;
+  var inserting = false;
 
   function box() { return document.getElementById("message-input"); }
   function menu() { return document.getElementById("prompt-menu"); }
@@ -24,7 +25,10 @@
     shown = [];
     active = -1;
     var input = box();
-    if (input) { input.removeAttribute("aria-activedescendant"); }
+    if (input) {
+      input.removeAttribute("aria-activedescendant");
+      input.removeAttribute("aria-controls");
+    }
   }
 
   function render(input, query) {
@@ -65,8 +69,9 @@
       option.appendChild(text);
       list.appendChild(option);
     });
-    // A textarea may not say aria-expanded (axe: aria-allowed-attr); the listbox's active
-    // option is its aria-activedescendant, which a textbox may have.
+    // A textarea may not say aria-expanded (axe: aria-allowed-attr); it names the list it
+    // controls, and the list's active option is its aria-activedescendant.
+    input.setAttribute("aria-controls", "prompt-menu");
     highlight(input);
   }
 
@@ -87,14 +92,16 @@
     close();
     if (!prompt) { return; }
     input.value = prompt.text;
+    inserting = true;  // a prompt that starts with "/" must not open the list again
     input.dispatchEvent(new Event("input", { bubbles: true }));  // the box grows to fit
+    inserting = false;
     input.focus();
     input.setSelectionRange(input.value.length, input.value.length);
   }
 
   document.addEventListener("input", function (event) {
     var input = box();
-    if (event.target !== input) { return; }
+    if (event.target !== input || inserting) { return; }
     var match = /^\/([^\n]*)$/.exec(input.value);
     if (match && document.getElementById("prompt-library")) { render(input, match[1].trim().toLowerCase()); }
     else { close(); }

@@ -27,6 +27,12 @@
     if (button && !button.disabled) { button.click(); }
   }
 
+  function take(event) {
+    // The key is this shortcut's alone: chat.js's own Esc (stop, clear the search) must not also run.
+    event.preventDefault();
+    event.stopPropagation();
+  }
+
   function show() {
     var shown = dialog();
     if (shown && !shown.open) { shown.showModal(); }
@@ -49,26 +55,26 @@
     var mod = mac ? event.metaKey : event.ctrlKey;
     var key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     if (shown.open) {
-      if (key === "Escape") { event.preventDefault(); shown.close(); }  // closes; never stops a reply
+      if (key === "Escape") { take(event); shown.close(); }  // closes; never stops a reply
       return;
     }
     if ((mod && !event.shiftKey && key === "/") || (key === "?" && !mod && !inField(event.target))) {
-      event.preventDefault();
+      take(event);
       show();
     } else if (mod && event.shiftKey && key === "o") {
-      event.preventDefault();
+      take(event);
       press(document.querySelector(".new-chat"));
     } else if (event.shiftKey && !mod && key === "Escape") {
-      event.preventDefault();
+      take(event);
       var box = document.getElementById("message-input");
       if (box && !box.disabled) { box.focus(); }
     } else if (mod && event.shiftKey && key === "c") {
       var reply = lastReply();
-      if (reply) { event.preventDefault(); press(reply.querySelector("button.copy")); }
+      if (reply) { take(event); press(reply.querySelector("button.copy")); }
     } else if (mod && event.shiftKey && (key === "ArrowLeft" || key === "ArrowRight") && !typing(event.target)) {
       var versions = lastReply() && lastReply().querySelectorAll(".versions button");
       if (versions && versions.length === 2) {
-        event.preventDefault();
+        take(event);
         press(versions[key === "ArrowLeft" ? 0 : 1]);
       }
     }

@@ -84,7 +84,10 @@ def test_a_screen_reader_hears_the_reply_once_when_it_is_finished(
     page = open_page(browser, csp_violations)
     sign_in(page, live_app, "alice")
     fake_openai.queue_reply(
-        Reply(tokens=["Photosynthesis", " turns", " light", " into", " sugar."], delay=0.3)
+        Reply(
+            tokens=["Photosynthesis", " turns", " light", " into", " sugar.", "\n\n```\nCO2 + H2O\n```"],
+            delay=0.3,
+        )
     )
     page.fill("#message-input", "Explain photosynthesis")
     page.keyboard.press("Enter")
@@ -93,7 +96,10 @@ def test_a_screen_reader_hears_the_reply_once_when_it_is_finished(
     while_streaming = page.locator("#announcer").text_content()
     expect(page.locator(".msg-assistant.status-complete")).to_have_count(1)
 
-    expect(page.locator("#announcer")).to_have_text("Reply: Photosynthesis turns light into sugar.")
+    expect(page.locator(".msg-assistant .code-copy")).to_have_count(1)  # chat.js's, in the body
+    expect(page.locator("#announcer")).to_contain_text("Reply: Photosynthesis turns light into sugar.")
+    expect(page.locator("#announcer")).to_contain_text("CO2 + H2O")
+    assert "Copy code" not in (page.locator("#announcer").text_content() or "")
     assert "turns" not in (while_streaming or "")
     assert page.locator("#messages[aria-live]").count() == 0  # the tokens are not read one by one
     assert csp_violations == []

@@ -17,7 +17,7 @@ def test_ctrl_slash_lists_the_shortcuts_and_esc_closes_the_list_not_the_reply(
     make_user("alice")
     page = open_page(browser, csp_violations)
     sign_in(page, live_app, "alice")
-    fake_openai.queue_reply(Reply(tokens=["slow"] * 40, delay=0.2))
+    fake_openai.queue_reply(Reply(tokens=[" slow"] * 60, delay=0.15))
     page.fill("#message-input", "Take your time")
     page.keyboard.press("Enter")
     expect(page.locator("#stop-button")).to_be_visible()
@@ -28,10 +28,18 @@ def test_ctrl_slash_lists_the_shortcuts_and_esc_closes_the_list_not_the_reply(
     expect(shortcuts.locator("tr")).to_have_count(10)
     expect(shortcuts).to_contain_text("Copy the last reply")
     screenshot(page, "desktop-shortcuts")
+    body = page.locator(".msg-assistant .msg-body")
     page.keyboard.press("Escape")
+    written = body.text_content() or ""
 
     expect(shortcuts).to_be_hidden()
-    expect(page.locator("#stop-button")).to_be_visible()  # still being written
+    # Still being written: ten more words arrive after that Esc (a stop would end it at once).
+    for _ in range(100):
+        if len(body.text_content() or "") >= len(written) + len(" slow") * 10:
+            break
+        page.wait_for_timeout(100)
+    assert len(body.text_content() or "") >= len(written) + len(" slow") * 10
+    expect(page.locator(".msg-assistant.status-streaming")).to_have_count(1)
     page.keyboard.press("Escape")  # and now Esc stops it, as before
     expect(page.locator(".msg-assistant.status-stopped")).to_have_count(1)
     assert csp_violations == []
@@ -105,5 +113,25 @@ def test_ctrl_shift_arrows_step_through_the_last_replys_versions(
 
     page.fill("#message-input", "words to select")
     page.keyboard.press("Control+Shift+ArrowLeft")  # in the box with text: the box's own (select a word)
+    selected = page.evaluate(
+        "(() => { const box = document.getElementById('message-input');"
+        " return box.value.slice(box.selectionStart, box.selectionEnd); })()"
+    )
+    assert selected == "select"
     expect(page.locator(".version-count")).to_have_text("2 / 2")
+    assert csp_violations == []
+
+
+def test_shift_esc_in_the_search_box_goes_to_the_message_box_and_keeps_the_search(
+    live_app, fake_openai, browser, csp_violations
+):
+    make_user("alice")
+    page = open_page(browser, csp_violations)
+    sign_in(page, live_app, "alice")
+    page.fill("#search-input", "photosynthesis")
+
+    page.keyboard.press("Shift+Escape")
+
+    expect(page.locator("#message-input")).to_be_focused()
+    expect(page.locator("#search-input")).to_have_value("photosynthesis")
     assert csp_violations == []

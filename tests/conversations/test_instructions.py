@@ -24,6 +24,10 @@ def test_the_settings_page_saves_them_and_shows_them_again(client, alice, builti
     assert instructions_get(user_id=alice.pk) == "I teach physics. Answer briefly."
     assert "I teach physics. Answer briefly.</textarea>" in page
     assert "Your custom instructions were saved." in page
+    # Two forms have a `text` field: each its own ids, and its help text where it points.
+    assert page.count('id="instructions_text"') == 1 and page.count('id="prompt_text"') == 1
+    assert 'aria-describedby="instructions_text_helptext"' in page
+    assert 'id="instructions_text_helptext"' in page
 
 
 def test_instructions_too_long_are_refused_and_nothing_is_saved(client, alice, builtin_roles):
