@@ -82,6 +82,8 @@ async def test_a_title_the_user_gave_meanwhile_is_kept(alice, builtin_roles, tit
     await database_sync_to_async(conversation_rename)(
         owner=alice, conversation_id=exchange.conversation.pk, title="My geography"
     )
+    # The model holds the reply once it has the request: a release before that is missed.
+    await asyncio.to_thread(titles_on.wait_for_request, 1, 10)
     titles_on.release()
     await wait_for_reply(exchange.reply.pk)
     await titles_written()
@@ -211,6 +213,7 @@ async def test_the_tab_showing_the_conversation_gets_its_heading_too(alice, buil
     tab, connected, _ = await connect(alice, f"/ws/chat/{exchange.conversation.pk}/")
     assert connected
 
+    await asyncio.to_thread(titles_on.wait_for_request, 1, 10)  # held: a release before is missed
     titles_on.release()
     await wait_for_reply(exchange.reply.pk)
     await titles_written()
