@@ -16,6 +16,7 @@ urlpatterns = [
     path("settings/instructions/", views.instructions_save, name="instructions_save"),
     path("settings/prompts/", views.prompt_add, name="prompt_add"),
     path("settings/prompts/<int:prompt_id>/delete/", views.prompt_remove, name="prompt_remove"),
+    path("settings/import/", views.conversations_import_upload, name="conversations_import"),
     path("settings/sessions/", views.sessions_end_others, name="sessions_end_others"),
     path("settings/delete/", views.account_delete, name="account_delete"),
     path("password_change/", views.PasswordChangeView.as_view(), name="password_change"),

@@ -11,18 +11,22 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import services, throttle
 from accounts.forms import AccountDeleteForm, EmailForm, InstructionsForm, PromptForm, SignUpForm
 from conversations.errors import ChatError
+from conversations.imports import ImportRefused, conversations_import
 from conversations.instructions import instructions_get, instructions_set
 from conversations.limits import LimitExceeded
 from conversations.models import SavedPrompt
 from conversations.prompts import prompt_create, prompt_delete, prompt_list
 from conversations.usage import usage_summary
+from sharing.selectors import share_list
 
 
 def _client_ip(request: HttpRequest) -> str:
@@ -78,6 +82,7 @@ def _settings_page(
     instructions_form: InstructionsForm | None = None,
     prompt_form: PromptForm | None = None,
     delete_form: AccountDeleteForm | None = None,
+    import_error: str = "",
     status: int = 200,
 ) -> HttpResponse:
     user = _user(request)
@@ -85,6 +90,8 @@ def _settings_page(
         "email_form": email_form or EmailForm(instance=user),
         "prompt_form": prompt_form or PromptForm(auto_id="prompt_%s"),
         "prompts": list(prompt_list(owner=user)),
+        "shares": list(share_list(owner=user)),
+        "import_error": import_error,
         "instructions_form": instructions_form
         or InstructionsForm(auto_id="instructions_%s", initial={"text": instructions_get(user_id=user.pk)}),
         "delete_form": delete_form or AccountDeleteForm(user),
@@ -142,6 +149,31 @@ def prompt_remove(request: HttpRequest, prompt_id: int) -> HttpResponse:
     except SavedPrompt.DoesNotExist:
         raise Http404 from None
     messages.success(request, _("The prompt was deleted."))
+    return redirect("account_settings")
+
+
+@require_POST
+def conversations_import_upload(request: HttpRequest) -> HttpResponse:
+    """Import the uploaded export (Chatsite's or ChatGPT's) into the caller's conversations."""
+    upload = request.FILES.get("file")
+    if upload is None:
+        return _settings_page(request, import_error=_("Choose a file to import."), status=400)
+    if upload.size is None or upload.size > django_settings.CHAT_IMPORT_MAX_BYTES:
+        limit = filesizeformat(django_settings.CHAT_IMPORT_MAX_BYTES)
+        too_large = _("A file to import can be at most %(size)s.") % {"size": limit}
+        return _settings_page(request, import_error=too_large, status=400)
+    try:
+        result = conversations_import(owner=_user(request), data=upload.read())
+    except ImportRefused as exc:
+        return _settings_page(request, import_error=exc.message, status=400)
+    imported = ngettext(
+        "%(count)s conversation was imported.", "%(count)s conversations were imported.", result.created
+    ) % {"count": result.created}
+    if result.skipped:
+        imported += " " + ngettext(
+            "%(count)s was there already.", "%(count)s were there already.", result.skipped
+        ) % {"count": result.skipped}
+    messages.success(request, imported)
     return redirect("account_settings")
 
 

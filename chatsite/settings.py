@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "roles",
     "providers",
     "conversations",
+    "sharing",
 ]
 
 MIDDLEWARE = [
@@ -337,6 +338,9 @@ CHAT_IMAGE_MAX_SIDE = env_int("CHAT_IMAGE_MAX_SIDE", 2048)
 # disk is not a free store), each removed this many hours after its upload.
 CHAT_UNSENT_IMAGES_PER_USER = env_int("CHAT_UNSENT_IMAGES_PER_USER", 20)
 CHAT_UNSENT_IMAGE_HOURS = env_int("CHAT_UNSENT_IMAGE_HOURS", 24)
+# The largest export a user may import from the settings page (manage.py import_conversations
+# has no limit): a ChatGPT export of years of use is tens of MB.
+CHAT_IMPORT_MAX_BYTES = env_int("CHAT_IMPORT_MAX_BYTES", 100 * 1024 * 1024)
 # A request body held in memory (not a file upload) may carry one image as base64 (the
 # demo API's image_data): 4/3 of its bytes, and room for the rest of the JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = CHAT_IMAGE_MAX_BYTES * 4 // 3 + 256 * 1024

@@ -17,6 +17,7 @@ urlpatterns = [
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("", include("conversations.api_urls")),
     path("", include("conversations.urls")),
+    path("", include("sharing.urls")),
 ]
 
 

@@ -36,6 +36,8 @@ def as_json(conversation: Conversation, *, system_prompt: bool = False) -> dict[
             "images": [reverse("chat:attachment", args=[a.pk]) for a in message.attachments.all()],
             "status": message.status,
             "error": message.error,
+            # An earlier version of its turn (regenerated or edited), set aside.
+            "superseded": message.superseded,
             "created_at": message.created_at.isoformat(),
         }
         for message in conversation.messages.all()

@@ -42,12 +42,22 @@ class Conversation(models.Model):
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # Where an imported conversation came from ("chatgpt:<id>", "chatsite:<id>"): the same
+    # file imported again adds it once. Empty for one written here.
+    import_key = models.CharField(_("imported from"), max_length=120, blank=True, default="")
 
     class Meta:
         ordering = ["-updated_at"]
         verbose_name = _("conversation")
         verbose_name_plural = _("conversations")
         indexes = [models.Index(fields=["owner", "-updated_at"], name="conv_owner_updated")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "import_key"],
+                condition=~models.Q(import_key=""),
+                name="conv_owner_import_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title or str(self.id)

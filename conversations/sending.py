@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from conversations import generation, limits, replylog, titles
+from conversations.copies import title_from
 from conversations.db import in_thread, in_write_thread
 from conversations.errors import ChatError
 from conversations.images import attachment_data_url, attachments_copy
@@ -37,14 +38,6 @@ from providers.selectors import ModelPick
 from roles.selectors import role_get_active
 
 logger = logging.getLogger(__name__)
-
-
-TITLE_MAX_CHARS = 60
-
-
-def _title_from(content: str) -> str:
-    line = " ".join(content.split())
-    return line if len(line) <= TITLE_MAX_CHARS else line[: TITLE_MAX_CHARS - 1] + "…"
 
 
 class Redo(enum.Enum):
@@ -180,7 +173,7 @@ def _exchange_create(
     changed = ["updated_at"]
     if not conversation.title:
         # The first words for now; the model may write a better one (conversations.titles).
-        conversation.title = _title_from(user_message.content) or _("Image")
+        conversation.title = title_from(user_message.content) or _("Image")
         conversation.title_auto = True
         changed += ["title", "title_auto"]
     # A new message in an archived conversation brings it back to the list, as in ChatGPT

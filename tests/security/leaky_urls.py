@@ -1,7 +1,8 @@
-"""The site's URLconf plus two routes that leak another user's data, for testing the sweep.
+"""The site's URLconf plus three routes that leak another user's data, for testing the sweep.
 
-Both look up an object by the id they are given and never ask whose it is: the mistake
-an IDOR is. Only tests/security/test_isolation.py mounts this, to show the sweep reports them.
+Each looks up an object by the id it is given and never asks whose it is: the mistake
+an IDOR is. (The third takes a shared link's token, the key to it, and also a link's
+id, which is no key.) Only tests/security/test_isolation.py mounts this, to show the sweep reports them.
 """
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -11,6 +12,7 @@ from django.urls import include, path
 from chatsite import urls as site_urls
 from conversations.models import Conversation, Message
 from conversations.selectors import conversation_id_parse
+from sharing.models import SharedLink
 
 
 def export(request: HttpRequest) -> JsonResponse:
@@ -27,7 +29,17 @@ def message(request: HttpRequest, message_id: int) -> HttpResponse:
     return HttpResponse(get_object_or_404(Message, pk=message_id).content, content_type="text/plain")
 
 
-LEAKY_ROUTES = ("export/", "m/<int:message_id>/")
+def shared(request: HttpRequest, token: str) -> JsonResponse:
+    """/shared/<token>/: a shared copy by its token, or by the link's id (the mistake)."""
+    found = SharedLink.objects.filter(token=token).first()
+    if found is None and token.isdigit():
+        found = SharedLink.objects.filter(pk=int(token)).first()
+    if found is None:
+        raise Http404("No such link.")
+    return JsonResponse({"messages": found.messages})
+
+
+LEAKY_ROUTES = ("export/", "m/<int:message_id>/", "shared/<str:token>/")
 
 # The site's own error pages, as the real URLconf has them.
 handler400 = getattr(site_urls, "handler400", "django.views.defaults.bad_request")
@@ -39,4 +51,5 @@ urlpatterns = [
     path("", include("chatsite.urls")),
     path("export/", export),
     path("m/<int:message_id>/", message),
+    path("shared/<str:token>/", shared),
 ]

@@ -31,7 +31,16 @@ class Text:
     value: str = ""
 
 
-Param = str | Text  # a kind (of victims.KINDS), or plain text
+@dataclass(frozen=True)
+class Own:
+    """A parameter that is a key to its object (a shared link's token): whoever holds it
+    may use it, by design. The sweep fills it with the attacker's own only; that the
+    victim's never reaches him is what the sweep checks (it is one of his markers)."""
+
+    kind: str
+
+
+Param = str | Text | Own  # a kind (of victims.KINDS), plain text, or a key of the caller's own
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,8 @@ ROUTES: dict[str, Declared] = {
     "instructions_save": Declared(POST, {"text": Text("Bob's instructions")}),
     "prompt_add": Declared(POST, {"title": Text("Bob's prompt"), "text": Text("Bob's prompt text")}),
     "prompt_remove": Declared(POST, {"prompt_id": "prompt"}),
+    # An import makes the caller's own conversations from the file's text.
+    "conversations_import": Declared(POST, {"file": Text()}),
     "sessions_end_others": Declared(POST),
     "account_delete": Declared(POST, {"password": Text()}),
     "password_change": Declared(
@@ -141,6 +152,14 @@ ROUTES: dict[str, Declared] = {
     # An upload makes the caller's own image; the file is its owner's only.
     "chat:attachment_upload": Declared(POST, {"file": Text()}),
     "chat:attachment": Declared(GET | DELETE, {"attachment_id": "attachment"}),
+    # Sharing: the owner's page and links, then the copy by its token, the whole key, for
+    # anyone who holds it.
+    "sharing:manage": Declared(
+        GET | POST, {"conversation_id": "conversation", "share": Text("1"), "show_name": Text("1")}
+    ),
+    "sharing:remove": Declared(POST, {"share_id": "share", "back": Text("settings")}),
+    "sharing:view": Declared(GET, {"token": Own("share_token")}, public=True),
+    "sharing:continue": Declared(POST, {"token": Own("share_token")}),
     # Health for load balancers: the same answer for everyone, naming nobody's data.
     "chat:healthz": Declared(GET, public=True),
     # Counts, never anyone's data; for staff and a scraper's token only.

@@ -32,12 +32,15 @@ from typing import Any
 
 from conversations import generation
 from tests.security.routes import (
+    Own,
     Param,
     Text,
 )
 from tests.security.victims import KINDS, Thing, World
 
-PROJECT_PACKAGES = frozenset({"accounts", "chatsite", "conversations", "providers", "roles", "tests"})
+PROJECT_PACKAGES = frozenset(
+    {"accounts", "chatsite", "conversations", "providers", "roles", "sharing", "tests"}
+)
 BASE_DIR = Path(__file__).resolve().parents[2]
 # Any field name a view or an action might read an object's id from, whether declared or not.
 ID_NAMES = frozenset({"id", "pk", "uuid", "object_id", *KINDS, *(f"{kind}_id" for kind in KINDS)})
@@ -89,6 +92,8 @@ async def param_value(param: Param | None, thing: Thing, world: World) -> tuple[
         return thing.ident, False  # undeclared: the victim's object, whatever the view does with it
     if isinstance(param, Text):
         return param.value, False
+    if isinstance(param, Own):
+        return (await world.own_thing(param.kind)).ident, False
     if thing.is_a(param):
         return thing.ident, True
     if param in KINDS:

@@ -17,6 +17,7 @@ from tests.security.routes import (
     DISPATCH_FIELDS,
     SOCKET_ACTIONS,
     SOCKET_PATH_PARAMS,
+    Own,
     Param,
     Route,
     Text,
@@ -193,7 +194,11 @@ async def socket_findings(
     for action, fields in actions.items():
         own_frame: dict[str, Any] = {"action": action}
         for name, param in fields.items():
-            own_frame[name] = param.value if isinstance(param, Text) else (await world.own_thing(param)).ident
+            if isinstance(param, Text):
+                own_frame[name] = param.value
+            else:
+                kind = param.kind if isinstance(param, Own) else param
+                own_frame[name] = (await world.own_thing(kind)).ident
         served |= any(not is_error_frame(f) for f in await socket.ask(json.dumps(own_frame)))
     if not served:
         findings.append(Finding(where, "refused every action on the attacker's own objects too"))

@@ -38,12 +38,16 @@ PASSED_CSRF: dict[tuple[str, str], int] = {
     ("chat:feedback", "POST"): 200,  # no rating: none is given, and the controls come back
     ("chat:attachment_upload", "POST"): 400,  # {"error": {"code": "missing_file"}}: past the check
     ("chat:attachment", "DELETE"): 404,  # no such unsent image of the caller's: past the check
+    ("sharing:manage", "POST"): 400,  # no `share`: nothing is shared
+    ("sharing:remove", "POST"): 404,  # no such link of the caller's: past the check
+    ("sharing:continue", "POST"): 404,  # no link has this token: past the check
     # accounts/: a form the harmless data leaves invalid is shown again (200), or refused
     # as a bad request (400); a valid one redirects.
     ("account_settings", "POST"): 302,
     ("instructions_save", "POST"): 400,  # no `text`: nothing is changed
     ("prompt_add", "POST"): 400,  # no title: nothing is saved
     ("prompt_remove", "POST"): 404,  # no such prompt of the caller's: past the check
+    ("conversations_import", "POST"): 400,  # no file: nothing is imported
     ("sessions_end_others", "POST"): 302,
     ("account_delete", "POST"): 400,  # no password confirmation: nothing is deleted
     ("password_change", "POST"): 200,

@@ -37,6 +37,7 @@ from tests.security.routes import (
     SOCKET_ACTIONS,
     WEBSOCKET_ROUTES,
     Declared,
+    Own,
     Text,
     all_http_routes,
     declared_for,
@@ -207,6 +208,7 @@ LEAKS_DECLARED = {
     **ROUTES,
     "export/": Declared(frozenset({"GET"}), {"conversation": "conversation"}),
     "m/<int:message_id>/": Declared(frozenset({"GET"}), {"message_id": "message"}),
+    "shared/<str:token>/": Declared(frozenset({"GET"}), {"token": Own("share_token")}, public=True),
 }
 
 
@@ -235,20 +237,20 @@ async def test_the_sweep_catches_an_unprotected_export_and_message_route(world, 
     settings.ROOT_URLCONF = "tests.security.leaky_urls"  # the site's URLconf and the two leaky routes
     routes = all_http_routes()
     leaky = [route for route in routes if route.route in LEAKY_ROUTES]
-    assert len(leaky) == 2
+    assert len(leaky) == 3
 
     undeclared = await http_findings(routes, world)
     declared = await http_findings(leaky, world, LEAKS_DECLARED)
 
-    print("\nThe leaky URLconf, the two routes undeclared:\n" + summary(undeclared))
-    print("The two routes declared as a reviewer would:\n" + summary(declared))
+    print("\nThe leaky URLconf, the three routes undeclared:\n" + summary(undeclared))
+    print("The three routes declared as a reviewer would:\n" + summary(declared))
     for route in LEAKY_ROUTES:
         assert _leaks(undeclared, route), route
         assert any("not declared" in f.problem for f in undeclared if f.route == route)
         assert _leaks(declared, route), route
         assert any("named the victim's object" in f.problem for f in declared if f.route == route)
     assert not [f for f in declared if "declared" in f.problem]
-    # Without the two, the URLconf passes: every finding is theirs.
+    # Without the three, the URLconf passes: every finding is theirs.
     assert {f.route for f in undeclared} == set(LEAKY_ROUTES)
 
 

@@ -35,6 +35,8 @@ from conversations.models import (
 from conversations.sending import message_send
 from conversations.services import conversation_create
 from conversations.tokens import api_token_create
+from sharing.models import SharedLink
+from sharing.services import share_publish
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.images import png
 
@@ -201,11 +203,30 @@ async def saved_prompts(owner: Owner) -> list[models.Model]:
     return [given]
 
 
-async def users(owner: Owner) -> list[models.Model]:
+async def shared_links(owner: Owner) -> list[models.Model]:
+    """The quiet conversation shared, naming its owner: the copy holds his markers, and
+    its token is one too (nobody else may learn it)."""
+    quiet, _question, _replies = await owner.quiet()
+    await owner_named(owner)
+    link, _created = await sync_to_async(share_publish)(
+        owner=owner.user, conversation_id=quiet.pk, show_name=True
+    )
+    owner.markers[link.token.lower()] = "share token"
+    return [link]
+
+
+async def owner_named(owner: Owner) -> None:
     user = owner.user
-    user.first_name, user.last_name = owner.mark("first name"), owner.mark("last name")
+    if not user.first_name:
+        user.first_name, user.last_name = owner.mark("first name"), owner.mark("last name")
+        await user.asave(update_fields=["first_name", "last_name"])
+
+
+async def users(owner: Owner) -> list[models.Model]:
+    await owner_named(owner)
+    user = owner.user
     user.email = f"{owner.mark('email')}@example.com"
-    await user.asave(update_fields=["first_name", "last_name", "email"])
+    await user.asave(update_fields=["email"])
     return [user]
 
 
@@ -229,6 +250,15 @@ async def attachments(owner: Owner) -> list[models.Model]:
 class Kind:
     model: type[models.Model]
     make: Callable[[Owner], Awaitable[list[models.Model]]]
+    # What a URL or a field names the object by, when not its primary key.
+    ident: Callable[[Any], str | int] | None = None
+    # The identifier is a key (a shared link's token): whoever sends it holds the object,
+    # so no probe carries the victim's, and finding it in an answer is a leak.
+    key: bool = False
+
+
+def _token(link: SharedLink) -> str:
+    return link.token
 
 
 # Every kind of object a route parameter or socket field may name. A parameter declared
@@ -243,6 +273,8 @@ KINDS: dict[str, Kind] = {
     "user_limit": Kind(UserLimit, user_limits),
     "instructions": Kind(UserInstructions, instructions),
     "prompt": Kind(SavedPrompt, saved_prompts),
+    "share": Kind(SharedLink, shared_links),
+    "share_token": Kind(SharedLink, shared_links, ident=_token, key=True),
     "user": Kind(User, users),
 }
 # An admin page's object: whatever model that page edits.
@@ -258,6 +290,9 @@ class Thing:
 
     @property
     def ident(self) -> str | int:
+        kind = KINDS.get(self.kind)
+        if kind is not None and kind.ident is not None:
+            return kind.ident(self.obj)
         pk = self.obj.pk
         return pk if isinstance(pk, int) else str(pk)
 
@@ -274,7 +309,9 @@ class Thing:
 
 
 async def things_of(owner: Owner) -> list[Thing]:
-    return [Thing(kind, obj) for kind, entry in KINDS.items() for obj in await entry.make(owner)]
+    return [
+        Thing(kind, obj) for kind, entry in KINDS.items() if not entry.key for obj in await entry.make(owner)
+    ]
 
 
 @dataclass
@@ -320,7 +357,19 @@ class World:
         return await sync_to_async(victim_state)(self.victim)
 
 
-STATE_PARTS = ("conversations", "messages", "images", "tokens", "limits", "account", "live", "slots")
+STATE_PARTS = (
+    "conversations",
+    "messages",
+    "images",
+    "tokens",
+    "limits",
+    "instructions",
+    "prompts",
+    "shares",
+    "account",
+    "live",
+    "slots",
+)
 
 
 def state_change(before: tuple[Any, ...], after: tuple[Any, ...]) -> str:
@@ -370,6 +419,11 @@ def victim_state(user: User) -> tuple[Any, ...]:
     )
     instructions = list(UserInstructions.objects.filter(user=user).values_list("pk", "text"))
     prompts = list(SavedPrompt.objects.filter(owner=user).order_by("pk").values_list("pk", "title", "text"))
+    shares = list(
+        SharedLink.objects.filter(conversation__owner=user)
+        .order_by("pk")
+        .values_list("pk", "token", "title", "messages", "author_name", "updated_at")
+    )
     account = User.objects.filter(pk=user.pk).values_list(
         "username", "password", "email", "first_name", "is_active", "is_staff", "last_login"
     )
@@ -382,4 +436,16 @@ def victim_state(user: User) -> tuple[Any, ...]:
     redis = pipe.execute()
     live = redis[: 2 * len(messages)]
     slots = redis[2 * len(messages) :]
-    return conversations, messages, images, tokens, limits, instructions, prompts, list(account), live, slots
+    return (
+        conversations,
+        messages,
+        images,
+        tokens,
+        limits,
+        instructions,
+        prompts,
+        shares,
+        list(account),
+        live,
+        slots,
+    )
