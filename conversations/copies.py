@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy
 from conversations.models import Conversation, Message
 from conversations.owners import User
 from conversations.services import conversation_create
+from roles.selectors import role_get_active
 
 FIRST_WORDS_MAX_CHARS = 60
 # A reply that ended on its own, or with the text its user saw: copied as it stands.
@@ -46,8 +47,12 @@ def conversation_from_turns(
 ) -> Conversation:
     """The owner's new conversation holding `turns` (an unknown role: the default one).
     The dates, when given, are kept instead of now's, so the sidebar lists it where it belongs."""
+    # The role it had, while it is active here; otherwise the default one.
+    role = role_get_active(slug=role_slug) if role_slug else None
     conversation = conversation_create(
-        owner=owner, role_slug=role_slug, title=title or (title_from(turns[0].question) if turns else "")
+        owner=owner,
+        role_slug=role.slug if role else None,
+        title=title or (title_from(turns[0].question) if turns else ""),
     )
     # In the order they were written (a conversation reads by id); then each reply is
     # linked to its question, which bulk_create has just given an id.

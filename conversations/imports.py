@@ -18,7 +18,6 @@ from conversations.errors import ChatError
 from conversations.import_formats import Imported, ImportRefused, imported_from
 from conversations.models import Conversation
 from conversations.owners import User, owner_id
-from roles.selectors import role_get_active
 
 __all__ = ["ImportRefused", "ImportResult", "conversations_import"]
 
@@ -68,7 +67,6 @@ def _already_here(owner: User, found: list[Imported]) -> set[str]:
 
 def _create_new(owner: User, found: list[Imported]) -> ImportResult:
     skip = _already_here(owner, found)
-    roles: dict[str, str | None] = {}
     created = skipped = 0
     for imported in found:
         if imported.key and imported.key in skip:
@@ -76,14 +74,10 @@ def _create_new(owner: User, found: list[Imported]) -> ImportResult:
             continue
         if imported.key:
             skip.add(imported.key)  # twice in one file: once
-        slug = imported.role_slug
-        if slug not in roles:
-            role = role_get_active(slug=slug) if slug else None
-            roles[slug] = role.slug if role else None  # an unknown role: the default one
         conversation_from_turns(
             owner=owner,
             title=imported.title,
-            role_slug=roles[slug],
+            role_slug=imported.role_slug,
             turns=imported.turns,
             import_key=imported.key,
             created_at=imported.created_at,

@@ -20,7 +20,6 @@ from conversations.errors import ChatError
 from conversations.models import Conversation, Message
 from conversations.owners import User, owner_id
 from conversations.selectors import conversation_get, message_list
-from roles.selectors import role_get_active
 from sharing.models import SharedLink
 from sharing.selectors import share_get
 
@@ -93,8 +92,7 @@ def share_continue(*, viewer: User, token: object) -> Conversation:
     """A conversation of the viewer's own, holding the shared messages, to go on with.
     Raises SharedLink.DoesNotExist for a token that is not a link."""
     link = share_get(token=token)
-    role = role_get_active(slug=link.role_slug) if link.role_slug else None
     with transaction.atomic():
         return conversation_from_turns(
-            owner=viewer, title=link.title, role_slug=role.slug if role else None, turns=_turns(link)
+            owner=viewer, title=link.title, role_slug=link.role_slug, turns=_turns(link)
         )
