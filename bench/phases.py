@@ -106,9 +106,11 @@ async def measure(bench: Bench, *, n: int, transport: str, clients: list[Client]
         meters.server
     )
     _server, model_after, redis_after, client_after = meters.cpu()
+    by_process = meters.server.cpu_by_process_since(server_before)
+    row["server_cpu_s_by_process"] = [round(cpu, 2) for cpu in by_process]
     add_costs(
         row,
-        server_cpu=meters.server.cpu_since(server_before),
+        server_cpu=sum(by_process),
         model_cpu=model_after - model_before,
         client_cpu=client_after - client_before,
         redis_cpu=redis_after - redis_before,

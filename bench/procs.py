@@ -125,12 +125,17 @@ class ProcessTree:
         return sample
 
     def cpu_since(self, before: TreeSample) -> float:
+        return sum(self.cpu_by_process_since(before))
+
+    def cpu_by_process_since(self, before: TreeSample) -> list[float]:
+        """Each process's CPU-seconds since `before`, most first: how evenly the workers shared it."""
         after = self.sample()
-        total = 0.0
-        for pid in set(before.cpu) | set(after.cpu):
-            end = after.cpu.get(pid, self._last_seen.get(pid, 0.0))
-            total += end - before.cpu.get(pid, 0.0)  # a pid born in the phase started at 0
-        return total
+        used = [
+            # A pid born in the phase started at 0.
+            after.cpu.get(pid, self._last_seen.get(pid, 0.0)) - before.cpu.get(pid, 0.0)
+            for pid in set(before.cpu) | set(after.cpu)
+        ]
+        return sorted(used, reverse=True)
 
     def rss_kib(self) -> int:
         return sum(rss_kib(pid) for pid in self.pids())

@@ -129,8 +129,10 @@ async def _run_phases(
                 row = await (phases.sse if transport == "sse" else phases.ws)(bench, n)
             rows.append(row)
             errors = ", ".join(f"{c} {k}" for k, c in row["errors"].items()) or "no errors"
+            split = " / ".join(f"{cpu:.1f}" for cpu in row.get("server_cpu_s_by_process", []))
             _progress(
                 f"  N={n} {transport}: {row['exact']}/{n} exact, {errors} ({time.monotonic() - began:.0f} s)"
+                + (f"; server CPU s by process: {split}" if split else "")
             )
     idle = None
     if args.idle > 0:

@@ -2,12 +2,17 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 
 # Django must be set up before anything imports models (the routing below does).
-django_http = get_asgi_application()
+# What get_asgi_application() does, with the handler that runs Django's middleware on the loop.
+django.setup(set_prefix=False)
+
+from chatsite.http_handler import ASGIHandler  # noqa: E402
+
+django_http = ASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

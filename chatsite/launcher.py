@@ -17,7 +17,7 @@ from dotenv import load_dotenv
 
 from chatsite.embedded_redis import EmbeddedRedis
 from chatsite.local_model_launch import LocalModelLaunch
-from chatsite.workers import WorkerPool, listening_socket, raise_open_files_limit, worker_count
+from chatsite.workers import WorkerPool, listening_sockets, raise_open_files_limit, worker_count
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -201,14 +201,12 @@ def serve() -> int:
         from django.conf import settings
 
         count = worker_count(os.environ.get("CHATSITE_WORKERS", ""))
-        sock = listening_socket(settings.API_HOST, settings.API_PORT)
+        socks = listening_sockets(settings.API_HOST, settings.API_PORT, count)
         print(_banner(redis_label, count), flush=True)
         # Behind a reverse proxy, the client's address comes from X-Forwarded-For.
         proxy = ["--proxy-headers"] if settings.PROXY_HEADERS else []
         supervise = (lambda: _keep_alive(redis)) if redis is not None else (lambda: None)
-        status = WorkerPool(
-            sock=sock, count=count, daphne_args=proxy, on_tick=supervise, on_exit=_metrics_forget
-        ).run()
+        status = WorkerPool(socks=socks, daphne_args=proxy, on_tick=supervise, on_exit=_metrics_forget).run()
     finally:
         if own_metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)

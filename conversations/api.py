@@ -27,6 +27,7 @@ from conversations.api_base import (
     param_required,
     param_text,
 )
+from conversations.db import in_thread, in_write_thread
 from conversations.models import Attachment, Feedback, Message
 from conversations.reasoning import Splitter
 from conversations.search_api import param_query
@@ -81,7 +82,7 @@ def _feedback_json(message: Message) -> dict[str, str] | None:
 async def chat_start(
     request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]
 ) -> HttpResponseBase:
-    conversation = await database_sync_to_async(services.conversation_create)(
+    conversation = await in_write_thread(services.conversation_create)(
         owner=user, role_slug=param_text(params, "role") or None, title=param_text(params, "title")
     )
     return ok(
@@ -123,14 +124,19 @@ async def chat_stream(
     request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]
 ) -> HttpResponseBase:
     session_id = param_required(params, "session_id")
-    image = await database_sync_to_async(_image_attach)(request, params, user)
+    # No thread for what was not sent: a hop to one is a thread started for the request.
+    image = (
+        await database_sync_to_async(_image_attach)(request, params, user)
+        if _image_sent(request, params)
+        else None
+    )
     try:
         exchange = await sending.message_send(
             owner=user,
             conversation_id=session_id,
             content=param_text(params, "message"),
             role_slug=param_text(params, "role") or None,
-            pick=await database_sync_to_async(_model_pick)(params),
+            pick=await _model_pick(params),
             attachments=[image.pk] if image else [],
         )
     except BaseException:
@@ -150,10 +156,10 @@ async def chat_stream(
 async def chat_history(
     request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]
 ) -> HttpResponseBase:
-    conversation = await database_sync_to_async(conversation_get)(
+    conversation = await in_thread(conversation_get)(
         owner=user, conversation_id=param_required(params, "session_id")
     )
-    messages = await database_sync_to_async(message_list)(conversation=conversation)
+    messages = await in_thread(message_list)(conversation=conversation)
     return ok(
         {
             "session_id": str(conversation.pk),
@@ -175,7 +181,7 @@ async def chat_sessions(
     query = param_query(params, required=False)
     before = None
     if param_text(params, "before"):
-        before = await database_sync_to_async(conversation_get)(owner=user, conversation_id=params["before"])
+        before = await in_thread(conversation_get)(owner=user, conversation_id=params["before"])
     page = [c async for c in conversation_summaries(owner=user, limit=limit + 1, before=before, query=query)]
     summaries, more = page[:limit], len(page) > limit
     return ok(
@@ -216,21 +222,25 @@ def _image_attach(request: HttpRequest, params: dict[str, Any], user: AbstractBa
     )
 
 
-def _model_pick(params: dict[str, Any]) -> ModelPick | None:
+def _image_sent(request: HttpRequest, params: dict[str, Any]) -> bool:
+    return bool(request.FILES) or bool(params.get("image_data")) or bool(params.get("image_type"))
+
+
+async def _model_pick(params: dict[str, Any]) -> ModelPick | None:
     """The demo's `provider` and `model` fields (both optional). A model named without
     its provider is looked for among every provider's models."""
     provider, model = param_text(params, "provider").strip(), param_text(params, "model").strip()
     if not provider and not model:
         return None
     if not provider:
-        provider = next((c.provider for c in model_choices() if c.model == model), "")
+        provider = next((c.provider for c in await in_thread(model_choices)() if c.model == model), "")
     return ModelPick(provider=provider, model=model)
 
 
 @api_view("GET")
 async def providers(request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]) -> HttpResponseBase:
     """The providers and models users may pick, in the demo's later shape: never a key or a URL."""
-    choices = await database_sync_to_async(model_choices)()
+    choices = await in_thread(model_choices)()
     grouped: dict[str, list[ModelChoice]] = {}
     for choice in choices:
         grouped.setdefault(choice.provider, []).append(choice)
@@ -264,7 +274,7 @@ async def providers(request: HttpRequest, user: AbstractBaseUser, params: dict[s
 
 @api_view("GET")
 async def roles(request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]) -> HttpResponseBase:
-    active = await database_sync_to_async(role_list_active)()
+    active = await in_thread(role_list_active)()
     return ok({"roles": [{"slug": r.slug, "name": r.name, "description": r.description} for r in active]})
 
 
@@ -273,7 +283,7 @@ async def chat_session(
     request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]
 ) -> HttpResponseBase:
     session_id = str(params["session_id"])
-    await database_sync_to_async(services.conversation_delete)(owner=user, conversation_id=session_id)
+    await in_write_thread(services.conversation_delete)(owner=user, conversation_id=session_id)
     return ok({"deleted": True, "session_id": session_id})
 
 

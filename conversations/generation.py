@@ -248,6 +248,7 @@ async def _finish(
         # next message the moment it sees the end must find them free. Each step is tried
         # on its own: the lease and the limits expire by themselves, and a watcher that
         # never sees the end settles from the saved reply (hub.follow).
+        await out.retire(reply)
         steps: list[Callable[[], Awaitable[None]]] = [
             lambda: limits.reply_done(
                 user_id=job.user_id, holder=job.holder, tokens=_tokens(job, reply, outcome.usage)

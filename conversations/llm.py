@@ -146,19 +146,20 @@ async def chat_stream(
     received_text = False
     for attempt in range(settings.OPENAI_MAX_RETRIES + 1):
         try:
-            raw = await _create_stream(
-                lambda: client.chat.completions.with_raw_response.create(
-                    model=model or settings.OPENAI_MODEL,
-                    messages=[message.as_param() for message in messages],
+            # The SDK's own request and stream (auth, retries, SSE decoding, errors in the
+            # stream, timeouts), given the body as the JSON it is: create() walks every
+            # message through its typed parameters first, ~1.9 ms a request (py-spy, 200
+            # replies starting at once). Each chunk stays a plain dict: building its
+            # pydantic model cost ~90 us a token, a core's worth at 10,000 tokens a second.
+            stream = await _create_stream(
+                lambda: client.post(
+                    "/chat/completions",
+                    body=_request_body(messages=messages, model=model, temperature=temperature),
+                    cast_to=object,
                     stream=True,
-                    stream_options={"include_usage": True},
-                    temperature=openai.omit if temperature is None else temperature,
+                    stream_cls=openai.AsyncStream[object],
                 )
             )
-            # The SDK's own stream (SSE decoding, errors in the stream, timeouts), with each
-            # chunk left a plain dict: building its pydantic model cost ~90 us a token, a
-            # core's worth at 10,000 tokens a second.
-            stream = raw.parse(to=openai.AsyncStream[object])
             deltas = _Deltas()
             async with stream:
                 async for chunk in stream:
@@ -183,6 +184,18 @@ async def chat_stream(
             logger.warning("Upstream stream broke: %s", type(exc).__name__)
             UPSTREAM_ERRORS.labels("dropped").inc()
             raise ProviderError(_dropped_message(), interrupted=received_text) from exc
+
+
+def _request_body(*, messages: list[ChatMessage], model: str, temperature: float | None) -> dict[str, object]:
+    body: dict[str, object] = {
+        "model": model or settings.OPENAI_MODEL,
+        "messages": [message.as_dict() for message in messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if temperature is not None:
+        body["temperature"] = temperature
+    return body
 
 
 class _Deltas:

@@ -58,6 +58,8 @@ class Reply:
     length_at: dict[int, int] = field(default_factory=lambda: {0: 0})
     log_lost: bool = False
     last_flush: float = 0.0
+    # Its job is giving back the conversation's slot and the user's place: no more renewals.
+    retired: bool = False
     # Set by the job: publish everything now (and then the end, once `end` is set).
     drain: asyncio.Future[None] | None = None
     end: tuple[str, str] | None = None
@@ -83,6 +85,8 @@ class Publisher:
         self.replies: dict[int, Reply] = {}
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        # Held while renewals are on their way to Redis (see retire()).
+        self.renewing = asyncio.Lock()
 
     def interval(self) -> float:
         """How long text is collected before it is published: CHAT_STREAM_INTERVAL, or longer
@@ -114,6 +118,15 @@ class Publisher:
         hub().local_remove(reply.reply_id, ended=reply.ended)
         if not self.replies:
             self.wake.set()  # nothing left to publish: the task ends
+
+    async def retire(self, reply: Reply) -> None:
+        """Renew the reply's leases no more, once renewals already sent have landed: its job
+        is about to release them. A renewal after the release would claim the freed slot
+        back for a lease, and the user's next message would be refused as "still being
+        written" (the bench, sending again at once, met 5 in 400)."""
+        reply.retired = True
+        async with self.renewing:
+            pass
 
     def received(self, reply: Reply, text: str) -> None:
         """Text from upstream. The first of a reply is published at once."""
@@ -270,8 +283,8 @@ class Publisher:
         lease = lease_seconds()
         renew = replylog.script(replylog.RENEW_OR_RECLAIM)
         try:
-            async with replylog.client().pipeline(transaction=False) as pipe:
-                for reply in list(self.replies.values()):
+            async with self.renewing, replylog.client().pipeline(transaction=False) as pipe:
+                for reply in [r for r in self.replies.values() if not r.retired]:
                     await cast(
                         Any,
                         renew(

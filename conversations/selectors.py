@@ -150,6 +150,16 @@ def _counts_as_context(message: Message) -> bool:
     return bool(message.content)
 
 
+def context_system(*, conversation: Conversation) -> ChatMessage:
+    """The system message the model is sent first: the role's prompt and the custom instructions."""
+    return ChatMessage(
+        role="system",
+        content=system_text(
+            role_prompt=conversation.system_prompt, instructions=conversation.custom_instructions
+        ),
+    )
+
+
 def context_history(
     *,
     conversation: Conversation,
@@ -174,14 +184,7 @@ def context_history(
     recent: Sequence[Message] = (
         list(history.filter(id__gte=round_starts[-1])) if rounds > 0 and round_starts else []
     )
-    messages = [
-        ChatMessage(
-            role="system",
-            content=system_text(
-                role_prompt=conversation.system_prompt, instructions=conversation.custom_instructions
-            ),
-        )
-    ]
+    messages = [context_system(conversation=conversation)]
     messages.extend(
         ChatMessage(
             role=message.author,

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
@@ -31,7 +30,13 @@ from conversations.metrics import REFUSALS
 from conversations.model_pick import conversation_model_resolve
 from conversations.models import Attachment, Conversation, Message
 from conversations.owners import User, owner_id
-from conversations.selectors import Exchange, context_history, conversation_get, conversation_id_parse
+from conversations.selectors import (
+    Exchange,
+    context_history,
+    context_system,
+    conversation_get,
+    conversation_id_parse,
+)
 from conversations.services import conversation_create, conversation_delete, message_clean, unavailable_error
 from conversations.store import STORE
 from providers.selectors import ModelPick
@@ -68,28 +73,32 @@ def _conversation_role_apply(*, conversation: Conversation, role_slug: str) -> N
     )
 
 
-def _user_message_for(*, conversation: Conversation, content: str, redo: Redo | None) -> tuple[Message, bool]:
-    """The user message the new reply answers, setting aside the last turn for a redo."""
+def _user_message_for(
+    *, conversation: Conversation, content: str, redo: Redo | None
+) -> tuple[Message, bool, bool]:
+    """The user message the new reply answers, setting aside the last turn for a redo;
+    whether it replaced one, and whether it is the conversation's first."""
     current = conversation.messages.filter(superseded=False)
-    last_turn = current.aggregate(last=Max("turn"))["last"] or 0
+    earlier = current.aggregate(last=Max("turn"), count=Count("id"))
+    last_turn = earlier["last"] or 0
     if redo is None:
         # Saved before the model is called: nothing typed is lost.
         message = Message.objects.create(
             conversation=conversation, author=Message.Author.USER, content=content, turn=last_turn + 1
         )
-        return message, False
+        return message, False, earlier["count"] == 0
     last = current.filter(turn=last_turn, author=Message.Author.USER).first()
     if last is None:
         raise ChatError(_("There is no message to answer again yet."), code="nothing_to_redo")
     if redo is Redo.REGENERATE:
         current.filter(turn=last_turn, author=Message.Author.ASSISTANT).update(superseded=True)
-        return last, True
+        return last, True, False
     current.filter(turn=last_turn).update(superseded=True)
     edited = Message.objects.create(
         conversation=conversation, author=Message.Author.USER, content=content, turn=last_turn
     )
     edited.edited_from = last
-    return edited, True
+    return edited, True, False
 
 
 @dataclass(frozen=True)
@@ -139,7 +148,7 @@ def _exchange_create(
         _conversation_role_apply(conversation=conversation, role_slug=role_slug)
     choice, endpoint = conversation_model_resolve(conversation=conversation, pick=asked.pick)
     attachments = attachments_unsent(owner=owner, ids=asked.attachments)
-    user_message, replaced = _user_message_for(conversation=conversation, content=content, redo=redo)
+    user_message, replaced, first = _user_message_for(conversation=conversation, content=content, redo=redo)
     if attachments:
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=user_message)
     # The new message's images, or (regenerating, editing) the ones it was sent with.
@@ -188,7 +197,14 @@ def _exchange_create(
         reply_id=reply.pk,
         conversation_id=conversation.pk,
         messages=[
-            *context_history(conversation=conversation, before_id=user_message.pk, images=choice.vision),
+            # A first message has nothing before it but the system prompt: no query for it.
+            *(
+                [context_system(conversation=conversation)]
+                if first
+                else context_history(
+                    conversation=conversation, before_id=user_message.pk, images=choice.vision
+                )
+            ),
             ChatMessage(
                 role="user",
                 content=user_message.content,
@@ -248,13 +264,13 @@ async def conversation_start(
 ) -> Exchange:
     """A new conversation with its first message: both, or (when the message is refused) neither."""
     text = message_clean(content, allow_empty=bool(attachments))
-    conversation = await database_sync_to_async(conversation_create)(owner=owner, role_slug=role_slug)
+    conversation = await in_write_thread(conversation_create)(owner=owner, role_slug=role_slug)
     try:
         return await message_send(
             owner=owner, conversation_id=conversation.pk, content=text, pick=pick, attachments=attachments
         )
     except BaseException:
-        await database_sync_to_async(conversation_delete)(owner=owner, conversation_id=conversation.pk)
+        await in_write_thread(conversation_delete)(owner=owner, conversation_id=conversation.pk)
         raise
 
 

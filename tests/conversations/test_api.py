@@ -729,6 +729,31 @@ def test_a_revoked_token_is_a_401(client, alice, builtin_roles):
     assert error_of(response) == (401, "unauthenticated")
 
 
+def test_a_tokens_first_use_is_noted_and_not_again_within_a_minute(client, alice, builtin_roles):
+    token, raw = api_token_create(user=alice, name="script")
+
+    client.get("/chat/sessions", headers=bearer(raw))
+    token.refresh_from_db()
+    first_use = token.last_used_at
+    client.get("/chat/sessions", headers=bearer(raw))
+    token.refresh_from_db()
+
+    assert first_use is not None
+    assert token.last_used_at == first_use
+
+
+def test_a_token_used_again_after_a_minute_is_noted_again(client, alice, builtin_roles):
+    token, raw = api_token_create(user=alice, name="script")
+    long_ago = timezone.now() - timedelta(minutes=5)
+    token.last_used_at = long_ago
+    token.save(update_fields=["last_used_at"])
+
+    client.get("/chat/sessions", headers=bearer(raw))
+    token.refresh_from_db()
+
+    assert token.last_used_at is not None and token.last_used_at > long_ago
+
+
 def test_a_token_of_a_deactivated_user_is_a_401(client, alice, alice_token, builtin_roles):
     alice.is_active = False
     alice.save()

@@ -407,3 +407,21 @@ async def test_a_reply_that_got_no_text_logs_no_first_token(alice, builtin_roles
     [record] = [r for r in caplog.records if getattr(r, "reply_id", None) == exchange.reply.pk]
     assert record.status == "error"
     assert record.first_token_ms is None
+
+
+async def test_a_renewal_at_the_end_does_not_claim_the_freed_slot_back(
+    alice, builtin_roles, fake_openai, monkeypatch
+):
+    release = replylog.active_release
+
+    async def release_then_renew(**kwargs):
+        await release(**kwargs)
+        await publisher()._renew()  # the publisher's tick, landing between the release and the end
+
+    monkeypatch.setattr(replylog, "active_release", release_then_renew)
+    conversation, exchange = await start(alice, fake_openai, Reply(tokens=TOKENS))
+
+    await wait_for_reply(exchange.reply.pk)
+    await generation.wait(exchange.reply.pk)
+
+    assert get_redis_connection("default").exists(replylog.active_key(conversation.pk)) == 0

@@ -31,6 +31,19 @@ async def test_the_request_names_the_model_and_streams(fake_openai):
     assert (body["model"], body["stream"], body["temperature"]) == ("role-model", True, 0.2)
 
 
+async def test_the_request_carries_the_key_and_asks_for_the_usage(fake_openai):
+    await collect()
+
+    request = fake_openai.requests[-1]
+    assert request.headers["authorization"] == "Bearer test-key"
+    assert request.body == {
+        "model": "fake-model",
+        "messages": [{"role": "user", "content": "hello"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
 async def test_the_configured_model_is_the_default(fake_openai):
     await collect()
 
