@@ -31,6 +31,7 @@ from django.contrib.sessions import middleware as sessions
 from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers import asgi
+from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, csp, csrf, locale, security
 from django.urls import set_script_prefix
@@ -158,6 +159,18 @@ ON_LOOP = {
 }
 
 
+def _async_receivers(signal: Signal, sender: type) -> bool:
+    # Signal.send() runs an async receiver through async_to_sync, which fails on the loop.
+    return bool(signal._live_receivers(sender)[1])
+
+
+async def _send_on_loop(signal: Signal, *, sender: type, **named: Any) -> None:
+    if _async_receivers(signal, sender):
+        await signal.asend(sender=sender, **named)
+    else:
+        signal.send(sender=sender, **named)
+
+
 def _request_thread_started() -> bool:
     """Whether this request has run sync code on a thread of its own (asgiref starts one,
     per ThreadSensitiveContext, at the first thread-sensitive call)."""
@@ -177,6 +190,8 @@ class ASGIHandler(asgi.ASGIHandler):
     """
 
     def load_middleware(self, is_async: bool = False) -> None:
+        # Once, as the handler is made at start-up, before any request: the setting is
+        # read by nothing else meanwhile.
         configured = settings.MIDDLEWARE
         settings.MIDDLEWARE = [ON_LOOP.get(path, path) for path in configured]
         try:
@@ -193,7 +208,7 @@ class ASGIHandler(asgi.ASGIHandler):
         with closing(body_file):
             set_script_prefix(asgi.get_script_prefix(scope))
             # The request has run nothing on a thread yet: no connection there to close.
-            signals.request_started.send(sender=self.__class__, scope=scope)
+            await _send_on_loop(signals.request_started, sender=self.__class__, scope=scope)
             request, error_response = self.create_request(scope, body_file)
             if request is None:
                 assert error_response is not None  # create_request gives one or the other
@@ -225,7 +240,8 @@ class ASGIHandler(asgi.ASGIHandler):
                 await self._close(response)
 
     async def _close(self, response: HttpResponseBase) -> None:
-        if _request_thread_started():
+        # close() sends request_finished: on the loop only if all its receivers are sync.
+        if _request_thread_started() or _async_receivers(signals.request_finished, self.__class__):
             await sync_to_async(response.close)()
         else:
             response.close()

@@ -223,7 +223,10 @@ def _image_attach(request: HttpRequest, params: dict[str, Any], user: AbstractBa
 
 
 def _image_sent(request: HttpRequest, params: dict[str, Any]) -> bool:
-    return bool(request.FILES) or bool(params.get("image_data")) or bool(params.get("image_type"))
+    # Anything but absent or empty goes to _image_attach, which refuses what is not text.
+    return bool(request.FILES) or any(
+        params.get(name) not in (None, "") for name in ("image_data", "image_type")
+    )
 
 
 async def _model_pick(params: dict[str, Any]) -> ModelPick | None:
@@ -283,7 +286,9 @@ async def chat_session(
     request: HttpRequest, user: AbstractBaseUser, params: dict[str, Any]
 ) -> HttpResponseBase:
     session_id = str(params["session_id"])
-    await in_write_thread(services.conversation_delete)(owner=user, conversation_id=session_id)
+    # Not the writer thread: deleting sends stop requests to Redis, which must not hold
+    # every process's writes up while Redis is slow.
+    await database_sync_to_async(services.conversation_delete)(owner=user, conversation_id=session_id)
     return ok({"deleted": True, "session_id": session_id})
 
 

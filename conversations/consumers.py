@@ -293,9 +293,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def follow(self, reply: Message, after: str, known: str) -> None:
         try:
-            # What the page shows already (the reattach frame rendered the same text).
-            # Parsing it is all ReplyStream does: no I/O, so no thread.
-            stream = ReplyStream(known)
+            # What the page shows already (the reattach frame rendered the same text). A
+            # new reply's is empty; a reattached one's may be long to parse: off the loop.
+            stream = (
+                await sync_to_async(ReplyStream, thread_sensitive=False)(known) if known else ReplyStream()
+            )
             async for event in hub.follow(reply_id=reply.pk, after=after, known=known):
                 if event.kind == "delta":
                     await self.send_delta(reply, stream, event.text, event.seq)

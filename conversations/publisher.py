@@ -16,6 +16,7 @@ the whole text so far is published as one `reset`.
 import asyncio
 import logging
 import weakref
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # How often the publisher asks whether any of its replies was asked to stop.
 STOP_POLL_SECONDS = 0.25
+# How long a finishing reply waits for lease renewals already on their way (retire()).
+RETIRE_WAIT_SECONDS = 2.0
 
 
 def lease_seconds() -> int:
@@ -125,8 +128,11 @@ class Publisher:
         back for a lease, and the user's next message would be refused as "still being
         written" (the bench, sending again at once, met 5 in 400)."""
         reply.retired = True
-        async with self.renewing:
-            pass
+        # Bounded: a renewal stuck on a slow Redis must not hold the reply's end up. Past
+        # it, the release may be undone, and the slot frees itself after one lease.
+        with suppress(TimeoutError):
+            async with asyncio.timeout(RETIRE_WAIT_SECONDS), self.renewing:
+                pass
 
     def received(self, reply: Reply, text: str) -> None:
         """Text from upstream. The first of a reply is published at once."""

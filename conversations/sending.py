@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
@@ -270,7 +271,7 @@ async def conversation_start(
             owner=owner, conversation_id=conversation.pk, content=text, pick=pick, attachments=attachments
         )
     except BaseException:
-        await in_write_thread(conversation_delete)(owner=owner, conversation_id=conversation.pk)
+        await database_sync_to_async(conversation_delete)(owner=owner, conversation_id=conversation.pk)
         raise
 
 

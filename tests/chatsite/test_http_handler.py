@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import SyncToAsync, sync_to_async
 from channels.testing import HttpCommunicator
 from django.conf import settings
+from django.core import signals
 
 from chatsite.http_handler import ON_LOOP, ASGIHandler
 from conversations.tokens import api_token_create
@@ -42,9 +43,9 @@ async def call(method: str, path: str, *, body: bytes = b"", headers: dict[str, 
     ]
     if body:
         pairs.append((b"content-type", b"application/x-www-form-urlencoded"))
-    response = await HttpCommunicator(ASGIHandler(), method, path, body=body, headers=pairs).get_response(
-        timeout=10
-    )
+    communicator = HttpCommunicator(ASGIHandler(), method, path, body=body, headers=pairs)
+    response = await communicator.get_response(timeout=10)
+    await communicator.wait(timeout=10)  # the handler has closed the response too
     return (
         response["status"],
         {k.decode().lower(): v.decode() for k, v in response["headers"]},
@@ -84,7 +85,7 @@ async def test_an_api_call_is_served_without_a_thread_of_its_own(alice, builtin_
     assert request_threads.started == 0
 
 
-async def test_a_page_keeps_the_headers_of_djangos_middleware(request_threads):
+async def test_a_page_keeps_the_headers_of_djangos_middleware():
     status, headers, _body = await call("GET", "/accounts/login/")
 
     assert status == 200
@@ -138,3 +139,24 @@ async def test_a_page_that_needs_signing_in_sends_a_stranger_to_the_sign_in_page
 
     assert status == 302
     assert headers["location"].startswith("/accounts/login/")
+
+
+async def test_an_async_receiver_of_the_request_signals_is_awaited(alice, builtin_roles):
+    heard: list[str] = []
+
+    async def started(**kwargs):
+        heard.append("started")
+
+    async def finished(**kwargs):
+        heard.append("finished")
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        status, _headers, _body = await call("GET", "/accounts/login/")
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+
+    assert status == 200
+    assert heard == ["started", "finished"]

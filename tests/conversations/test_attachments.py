@@ -315,6 +315,16 @@ async def test_a_bad_image_or_a_blind_model_is_a_400_and_nothing_is_kept(
     assert not await Attachment.objects.aexists()
 
 
+@pytest.mark.parametrize("value", [0, False, []])
+async def test_image_data_that_is_not_text_is_a_400_even_when_falsy(alice, token, builtin_roles, value):
+    conversation = await acreate(owner=alice)
+
+    response = await api_stream(token, conversation, image_data=value)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_parameter")
+    assert not await Message.objects.filter(conversation=conversation).aexists()
+
+
 async def test_an_image_too_large_for_the_api_is_a_413(alice, token, builtin_roles, second, settings):
     settings.CHAT_IMAGE_MAX_BYTES = 500
     conversation = await acreate(owner=alice)

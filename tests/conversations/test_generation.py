@@ -425,3 +425,21 @@ async def test_a_renewal_at_the_end_does_not_claim_the_freed_slot_back(
     await generation.wait(exchange.reply.pk)
 
     assert get_redis_connection("default").exists(replylog.active_key(conversation.pk)) == 0
+
+
+async def test_a_renewal_stuck_on_redis_does_not_hold_the_replys_end_up(
+    alice, builtin_roles, fake_openai, monkeypatch
+):
+    monkeypatch.setattr("conversations.publisher.RETIRE_WAIT_SECONDS", 0.2)
+    conversation, exchange = await start(alice, fake_openai, Reply(tokens=TOKENS, hang_after_tokens=1))
+    await events_until(exchange.reply.pk, 1)  # the fake holds the reply now: a release is not missed
+    out = publisher()
+
+    async with out.renewing, asyncio.timeout(10):  # as a renewal waiting on a slow Redis holds it
+        fake_openai.release()
+        reply = await wait_for_reply(exchange.reply.pk, within=5.0)
+        await generation.wait(exchange.reply.pk)
+        slot_held = get_redis_connection("default").exists(replylog.active_key(conversation.pk))
+
+    assert reply.status == Message.Status.COMPLETE
+    assert slot_held == 0
