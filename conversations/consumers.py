@@ -21,6 +21,7 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from redis.exceptions import RedisError
 
 from conversations import hub, replylog, sending, services, titles
+from conversations.announce import conversation_group
 from conversations.db import in_thread, in_write_thread
 from conversations.models import Conversation, Message
 from conversations.rendering import ReplyStream
@@ -121,7 +122,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def join(self, conversation_id: object) -> None:
         """Hear about replies started in this conversation by other tabs, the API or the terminal."""
         if self.group is None:
-            self.group = sending.conversation_group(conversation_id)
+            self.group = conversation_group(conversation_id)
             await self.channel_layer.group_add(self.group, self.channel_name)
 
     async def reply_started(self, event: dict[str, Any]) -> None:
@@ -147,7 +148,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except Conversation.DoesNotExist:
             return  # deleted meanwhile
-        shown = self.group == sending.conversation_group(conversation.pk)
+        shown = self.group == conversation_group(conversation.pk)
         await self.send_fragment("chat/frames/titled.html", {"c": conversation, "active": shown})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -206,7 +207,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         pick = ModelPick.parse(data.get("model"))
         if action == "regenerate":
             exchange = await sending.reply_regenerate(
-                owner=self.user, conversation_id=data.get("conversation"), pick=pick
+                owner=self.user, conversation_id=data.get("conversation"), pick=pick, sender=self.channel_name
             )
         else:
             exchange = await sending.message_edit(
@@ -214,6 +215,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 conversation_id=data.get("conversation"),
                 content=data.get("message"),
                 pick=pick,
+                sender=self.channel_name,
             )
         self.watching = exchange.reply.pk
         await self.send_conversation(exchange.conversation)
@@ -257,6 +259,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 content=data.get("message"),
                 pick=ModelPick.parse(data.get("model")),
                 attachments=attachment_ids(data.get("attachments")),
+                sender=self.channel_name,
             )
             await self.join(exchange.conversation.pk)
         else:
@@ -266,6 +269,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 content=data.get("message"),
                 pick=ModelPick.parse(data.get("model")),
                 attachments=attachment_ids(data.get("attachments")),
+                sender=self.channel_name,
             )
         self.watching = exchange.reply.pk
         await self.send_fragment("chat/frames/sent.html", {"exchange": exchange, "created": created})

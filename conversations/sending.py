@@ -14,7 +14,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max
@@ -22,6 +21,7 @@ from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from conversations import generation, limits, replylog, titles
+from conversations.announce import reply_announce
 from conversations.copies import title_from
 from conversations.db import in_thread, in_write_thread
 from conversations.errors import ChatError
@@ -36,7 +36,6 @@ from conversations.selectors import (
     context_history,
     context_system,
     conversation_get,
-    conversation_id_parse,
 )
 from conversations.services import conversation_create, conversation_delete, message_clean, unavailable_error
 from conversations.store import STORE
@@ -236,6 +235,7 @@ async def message_send(
     role_slug: str | None = None,
     pick: ModelPick | None = None,
     attachments: Sequence[int] = (),
+    sender: str | None = None,
 ) -> Exchange:
     """Save the user's message, create the reply, and start writing it in the background.
 
@@ -244,7 +244,8 @@ async def message_send(
     and Conversation.DoesNotExist for a conversation that is not the owner's. `pick` is
     the model the user chose for this reply and the next ones (conversations.model_pick);
     `attachments` the ids of images the user uploaded for this message (then it may
-    have no text).
+    have no text). `sender` is the channel name of the chat socket that sent it: the
+    conversation's other sockets are told of the reply, not that one.
     """
     return await _reply_start(
         owner=owner,
@@ -252,6 +253,7 @@ async def message_send(
         content=message_clean(content, allow_empty=bool(attachments)),
         role_slug=role_slug,
         asked=Asked(pick=pick, attachments=tuple(attachments)),
+        sender=sender,
     )
 
 
@@ -262,13 +264,19 @@ async def conversation_start(
     content: object,
     pick: ModelPick | None = None,
     attachments: Sequence[int] = (),
+    sender: str | None = None,
 ) -> Exchange:
     """A new conversation with its first message: both, or (when the message is refused) neither."""
     text = message_clean(content, allow_empty=bool(attachments))
     conversation = await in_write_thread(conversation_create)(owner=owner, role_slug=role_slug)
     try:
         return await message_send(
-            owner=owner, conversation_id=conversation.pk, content=text, pick=pick, attachments=attachments
+            owner=owner,
+            conversation_id=conversation.pk,
+            content=text,
+            pick=pick,
+            attachments=attachments,
+            sender=sender,
         )
     except BaseException:
         await database_sync_to_async(conversation_delete)(owner=owner, conversation_id=conversation.pk)
@@ -276,17 +284,27 @@ async def conversation_start(
 
 
 async def reply_regenerate(
-    *, owner: User, conversation_id: object, pick: ModelPick | None = None
+    *, owner: User, conversation_id: object, pick: ModelPick | None = None, sender: str | None = None
 ) -> Exchange:
     """Answer the last user message again (with the model picked now, if one is given);
     the previous reply stays as an earlier version."""
     return await _reply_start(
-        owner=owner, conversation_id=conversation_id, content="", redo=Redo.REGENERATE, asked=Asked(pick=pick)
+        owner=owner,
+        conversation_id=conversation_id,
+        content="",
+        redo=Redo.REGENERATE,
+        asked=Asked(pick=pick),
+        sender=sender,
     )
 
 
 async def message_edit(
-    *, owner: User, conversation_id: object, content: object, pick: ModelPick | None = None
+    *,
+    owner: User,
+    conversation_id: object,
+    content: object,
+    pick: ModelPick | None = None,
+    sender: str | None = None,
 ) -> Exchange:
     """Replace the last user message and answer it (with the model picked now, if one is
     given); the previous turn stays as an earlier version, with its images."""
@@ -296,6 +314,7 @@ async def message_edit(
         content=message_clean(content),
         redo=Redo.EDIT,
         asked=Asked(pick=pick),
+        sender=sender,
     )
 
 
@@ -311,6 +330,7 @@ async def _reply_start(
     role_slug: str | None = None,
     redo: Redo | None = None,
     asked: Asked | None = None,
+    sender: str | None = None,
 ) -> Exchange:
     try:
         return await _reply_admit_and_start(
@@ -320,6 +340,7 @@ async def _reply_start(
             role_slug=role_slug,
             redo=redo,
             asked=asked or Asked(),
+            sender=sender,
         )
     except ChatError as exc:
         if exc.code in REFUSAL_CODES:
@@ -335,6 +356,7 @@ async def _reply_admit_and_start(
     role_slug: str | None,
     redo: Redo | None,
     asked: Asked,
+    sender: str | None,
 ) -> Exchange:
     # Ownership first: someone else's conversation is "not found", never "busy", and a
     # stranger can never hold its reply slot, not even for a moment.
@@ -403,32 +425,7 @@ async def _reply_admit_and_start(
                 await limits.reply_done(user_id=user_id, holder=holder, tokens=0)
         raise
     generation.start(job, STORE)
-    await _announce_reply(exchange)
+    await reply_announce(exchange, sender=sender)
     if exchange.conversation.title_auto and exchange.user_message.turn == 1 and redo is None:
         titles.title_later(exchange, endpoint=job.endpoint, model=job.model)
     return exchange
-
-
-def conversation_group(conversation_id: object) -> str:
-    """The channel-layer group of every socket showing this conversation, in any process."""
-    return f"conversation.{conversation_id_parse(conversation_id).hex}"
-
-
-async def _announce_reply(exchange: Exchange) -> None:
-    # Other tabs (and tabs watching a reply started from the API or the terminal)
-    # start following it. Only a notification: the text itself travels in replylog.
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        await layer.group_send(
-            conversation_group(exchange.conversation.pk),
-            {
-                "type": "reply.started",
-                "user_message_id": exchange.user_message.pk,
-                "reply_id": exchange.reply.pk,
-                "replaced": exchange.replaced,
-            },
-        )
-    except Exception as exc:  # a missed notification must never fail the message
-        logger.warning("Could not announce reply %s: %r", exchange.reply.pk, exc)
