@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ.update(env)  # the bench's own Django (preparing the data) uses the same settings
         _progress(f"Preparing {max(max(args.n), warmup)} users and their conversations ...")
         accounts = prepare_database(users=max(max(args.n), warmup), phases=phase_keys)
-        reader = prepare_reader(conversations=300, messages=100) if args.pages else None
+        reader = prepare_reader() if args.pages else None
         _progress("Starting Chatsite (python -m chatsite.launcher) ...")
         app = App(env=env, log=workdir / "server.log")
         stack.callback(app.stop)
@@ -280,7 +280,7 @@ def _print_report(
         )
     print("\nTargets (issue 9):\n" + targets_text(checks))
     if pages:
-        print("\nPages:\n" + pages_text(pages, conversations=300, messages=100))
+        print("\nPages:\n" + pages_text(pages))
 
 
 def _write_json(

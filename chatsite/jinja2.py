@@ -10,6 +10,7 @@ from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from jinja2 import Environment
 
+from conversations.models import FOLDER_NAME_MAX_CHARS
 from conversations.reasoning import answer_started, reasoning_split
 from conversations.rendering import render_markdown
 from providers.local_model_state import local_model_state, local_model_state_note
@@ -48,6 +49,7 @@ def environment(**options: Any) -> Environment:
             "signup_enabled": signup_enabled,
             "max_chars": max_chars,
             "max_images": max_images,
+            "folder_name_max": FOLDER_NAME_MAX_CHARS,
             "local_model_in_use": local_model_in_use,
             "local_model_state": local_model_state,
             "local_model_state_note": local_model_state_note,

@@ -221,7 +221,7 @@ def param_limit(params: dict[str, Any], *, default: int, most: int) -> int:
     value = params.get("limit")
     if value is None or value == "":
         return default
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
         raise ApiError(

@@ -4,6 +4,8 @@ from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
     from conversations.models import Attachment
 
 
@@ -12,6 +14,7 @@ class ConversationsConfig(AppConfig):
     verbose_name = _("Conversations")
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
         from django.db.models.signals import post_delete, post_migrate
 
         from conversations.models import Attachment
@@ -21,6 +24,8 @@ class ConversationsConfig(AppConfig):
         post_delete.connect(_attachment_file_delete, sender=Attachment, dispatch_uid="attachment-file")
         # A later migration that rebuilds the message table drops the search index's triggers.
         post_migrate.connect(_search_index_ensure, sender=self, dispatch_uid="search-index")
+        # The pair index's triggers call a function of ours on every write of a message.
+        connection_created.connect(_search_function_register, dispatch_uid="search-pairs-function")
 
 
 def _search_index_ensure(sender: AppConfig, using: str = "default", **kwargs: object) -> None:
@@ -29,6 +34,12 @@ def _search_index_ensure(sender: AppConfig, using: str = "default", **kwargs: ob
     from conversations.search_index import search_index_ensure
 
     search_index_ensure(connections[using])
+
+
+def _search_function_register(sender: type, connection: "BaseDatabaseWrapper", **kwargs: object) -> None:
+    from conversations.search_index import pairs_function_register
+
+    pairs_function_register(connection)
 
 
 def _attachment_file_delete(sender: type, instance: "Attachment", **kwargs: object) -> None:

@@ -29,7 +29,7 @@ from conversations.selectors import (
     Versions,
     conversation_get,
     exchange_get,
-    message_list,
+    message_page,
     message_streaming,
     turn_versions,
 )
@@ -60,7 +60,7 @@ def attachment_ids(value: object) -> list[int]:
     """The images a send names: one id, several (the form's repeated field), or none."""
     values = value if isinstance(value, list) else [value] if value not in (None, "") else []
     ids = [str(v) for v in values]
-    if not all(v.isdigit() and len(v) <= 18 for v in ids):
+    if not all(v.isascii() and v.isdigit() and len(v) <= 18 for v in ids):
         raise services.ChatError(
             _("An attached image is no longer available. Attach it again."), code="invalid_attachment"
         )
@@ -170,7 +170,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await services.reply_stop(
                     owner=self.user,
                     conversation_id=data.get("conversation"),
-                    seen=int(seen) if seen.isdigit() else None,
+                    seen=int(seen) if seen.isascii() and seen.isdigit() else None,
                 )
             elif action in {"regenerate", "edit"}:
                 await self.redo(action, data)
@@ -223,7 +223,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def choose_version(self, data: dict[str, Any]) -> None:
         reply_id = str(data.get("reply", ""))
-        if not reply_id.isdigit():
+        if not (reply_id.isascii() and reply_id.isdigit()):
             raise services.ChatError(_("Choose a version."), code="invalid_version")
         try:
             chosen = await in_write_thread(services.reply_version_select)(
@@ -237,12 +237,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_conversation(conversation)
 
     async def send_conversation(self, conversation: Conversation) -> None:
-        """Send the whole message list again (after the last turn changed)."""
+        """Send the latest messages again (after the last turn changed); earlier ones load
+        as the reader scrolls up, as when the page opened."""
 
         def load() -> dict[str, Any]:
+            page = message_page(conversation=conversation)
             return {
                 "conversation": conversation,
-                "messages": message_list(conversation=conversation),
+                "messages": page.messages,
+                "older_than": page.older_than,
                 "versions": turn_versions(conversation=conversation),
                 "streaming": message_streaming(conversation=conversation),
             }

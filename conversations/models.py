@@ -6,6 +6,27 @@ from django.contrib.auth.models import User
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+FOLDER_NAME_MAX_CHARS = 100
+
+
+class Folder(models.Model):
+    """A user's named group of conversations: each conversation is in one folder or none."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="folders", verbose_name=_("owner")
+    )
+    name = models.CharField(_("name"), max_length=FOLDER_NAME_MAX_CHARS)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = _("folder")
+        verbose_name_plural = _("folders")
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="folder_owner_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
 
 class Conversation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -40,6 +61,15 @@ class Conversation(models.Model):
     # (out of the list, still found by search); neither moves it in time.
     pinned_at = models.DateTimeField(_("pinned"), null=True, blank=True)
     archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
+    # Deleting a folder keeps its conversations unless the user says otherwise.
+    folder = models.ForeignKey(
+        Folder,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        verbose_name=_("folder"),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     # Where an imported conversation came from ("chatgpt:<id>", "chatsite:<id>"): the same

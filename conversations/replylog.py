@@ -177,7 +177,7 @@ def stop_request_parse(value: bytes | str | None) -> StopRequest | None:
     if value is None:
         return None
     text = value.decode() if isinstance(value, bytes) else value
-    return StopRequest(seen=int(text) if text.isdigit() else None)
+    return StopRequest(seen=int(text) if text.isascii() and text.isdigit() else None)
 
 
 def stop_request_sync(*, reply_id: int) -> None:

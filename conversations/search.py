@@ -3,9 +3,11 @@
 A query is words separated by spaces; a hit holds every word, anywhere, in any case
 (as far as the database folds case). On SQLite, words of three or more characters are
 looked up in the trigram index (migration 0012), which finds runs of characters, so
-Chinese written without spaces is found too; shorter words ("你好", "AI") are matched
-by scanning the owner's messages. Other databases scan (`icontains`) until they get an
-index of their own.
+Chinese written without spaces is found too; words of two letters or digits ("北京",
+"AI") in the pair index (migration 0019); a word of one character, or of two with a
+sign in it ("C#"), is checked among what an index found, or matched by scanning the
+owner's messages when the query has no other word. Other databases scan (`icontains`)
+until they get an index of their own.
 
 Every read here is scoped to its owner, like conversations.selectors.
 """
@@ -32,6 +34,7 @@ INDEXED_MIN_CHARS = 3
 RANK_WINDOW = 200
 SNIPPET_CONTEXT = 60  # characters shown on each side of the first match
 INDEX_TABLE = search_index.TABLE
+PAIRS_TABLE = search_index.PAIRS_TABLE
 
 
 # Control characters (NUL ends an FTS5 string early) are spaces in a query.
@@ -49,8 +52,15 @@ def search_terms(query: str) -> list[str]:
     return terms
 
 
+def _is_pair(term: str) -> bool:
+    """A word the pair index holds: two letters or digits."""
+    return len(term) == 2 and term.isalnum()
+
+
 def _uses_index(terms: list[str]) -> bool:
-    return index_supported(connection) and any(len(term) >= INDEXED_MIN_CHARS for term in terms)
+    return index_supported(connection) and any(
+        len(term) >= INDEXED_MIN_CHARS or _is_pair(term) for term in terms
+    )
 
 
 def _owned_messages(owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Message]:
@@ -63,21 +73,30 @@ def _like(term: str) -> str:
     return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _quoted(terms: list[str]) -> str:
+    """An FTS5 query holding every term, each a quoted string (nothing in it an operator)."""
+    return " AND ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+def _index_table(terms: list[str]) -> str:
+    """The index that finds the words: the trigram one for any long word, else the pairs."""
+    return INDEX_TABLE if any(len(term) >= INDEXED_MIN_CHARS for term in terms) else PAIRS_TABLE
+
+
 def _indexed(select: str, owner: AbstractBaseUser | AnonymousUser, terms: list[str]) -> tuple[str, list[Any]]:
-    """SQL for the owner's messages holding every word, through the trigram index: the
-    index finds the long words (each a quoted string, so nothing in it is an operator),
-    LIKE checks the short ones among what it found."""
+    """SQL for the owner's messages holding every word, through an index (_index_table):
+    it finds the words it holds, and LIKE checks the others among what it found."""
     message, conversation = Message._meta.db_table, Conversation._meta.db_table
-    long = [term for term in terms if len(term) >= INDEXED_MIN_CHARS]
-    short = [term for term in terms if len(term) < INDEXED_MIN_CHARS]
+    table = _index_table(terms)
+    found = [t for t in terms if (len(t) >= INDEXED_MIN_CHARS if table == INDEX_TABLE else _is_pair(t))]
+    checked = [term for term in terms if term not in found]
     sql = (
-        f"SELECT {select} FROM {INDEX_TABLE} JOIN {message} m ON m.id = {INDEX_TABLE}.rowid "
+        f"SELECT {select} FROM {table} JOIN {message} m ON m.id = {table}.rowid "
         f"JOIN {conversation} c ON c.id = m.conversation_id "
-        f"WHERE {INDEX_TABLE} MATCH %s AND c.owner_id = %s AND NOT m.superseded"
-        + "".join(" AND m.content LIKE %s ESCAPE '\\'" for _term in short)
+        f"WHERE {table} MATCH %s AND c.owner_id = %s AND NOT m.superseded"
+        + "".join(" AND m.content LIKE %s ESCAPE '\\'" for _term in checked)
     )
-    match = " AND ".join('"' + term.replace('"', '""') + '"' for term in long)
-    return sql, [match, owner.pk, *(_like(term) for term in short)]
+    return sql, [_quoted(found), owner.pk, *(_like(term) for term in checked)]
 
 
 def _scanned(owner: AbstractBaseUser | AnonymousUser, terms: list[str]) -> QuerySet[Message]:
@@ -170,10 +189,13 @@ def _ranked_ids(owner: AbstractBaseUser | AnonymousUser, terms: list[str], limit
     """
     if not _uses_index(terms):
         return list(_scanned(owner, terms).order_by("-id").values_list("id", flat=True)[:limit])
-    sql, params = _indexed(f"m.id AS id, {INDEX_TABLE}.rank AS rank", owner, terms)
+    table = _index_table(terms)
+    # The pair index keeps no counts to rank by: its matches come newest first.
+    rank = f"{table}.rank" if table == INDEX_TABLE else "0"
+    sql, params = _indexed(f"m.id AS id, {rank} AS rank", owner, terms)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM ({sql} AND m.content != '' ORDER BY {INDEX_TABLE}.rowid DESC LIMIT %s) "
+            f"SELECT id FROM ({sql} AND m.content != '' ORDER BY {table}.rowid DESC LIMIT %s) "
             "ORDER BY rank, id DESC LIMIT %s",
             [*params, max(limit, RANK_WINDOW), limit],
         )

@@ -73,6 +73,34 @@ def message_list(*, conversation: Conversation) -> list[Message]:
     )
 
 
+# The latest messages a conversation opens with; earlier ones load as the reader scrolls
+# up to them, this many at a time.
+MESSAGES_PAGE = 40
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """Some of the conversation as it stands, oldest first."""
+
+    messages: list[Message]
+    # Where the earlier messages end (the first id shown), or None when there are none.
+    older_than: int | None
+
+
+def message_page(
+    *, conversation: Conversation, before: int | None = None, limit: int = MESSAGES_PAGE
+) -> MessagePage:
+    """The latest `limit` messages of the conversation as it stands, or those before the
+    message `before`."""
+    shown = conversation.messages.filter(superseded=False)
+    if before is not None:
+        shown = shown.filter(id__lt=before)
+    rows = list(shown.select_related("feedback").prefetch_related("attachments").order_by("-id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit][::-1]
+    return MessagePage(messages=rows, older_than=rows[0].pk if more else None)
+
+
 @dataclass(frozen=True)
 class Versions:
     """The versions of the conversation's last turn, oldest first, by reply id."""

@@ -1,6 +1,8 @@
-"""The sidebar's list: pinned conversations first, then the rest grouped by when they were
-last written in (Today, Yesterday, Previous 7 days, Previous 30 days, then by month), a
-page at a time; archived ones apart. Every read is scoped to its owner."""
+"""The sidebar's list: pinned conversations first, then the folders, then the rest grouped
+by when they were last written in (Today, Yesterday, Previous 7 days, Previous 30 days,
+then by month), a page at a time; archived ones apart. A conversation shows in one
+place only: pinned on top, else in its folder, else under its date. Every read is scoped
+to its owner."""
 
 import uuid
 from dataclasses import dataclass
@@ -13,13 +15,15 @@ from django.utils.formats import date_format
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
-from conversations.models import Conversation
+from conversations.folders import folder_list
+from conversations.models import Conversation, Folder
 
 PAGE_SIZE = 50
 # Listed whole (the pinned above the pages, the archived when opened), the latest first;
 # a user with more sees the latest of them.
 PINNED_LIMIT = 100
 ARCHIVED_LIMIT = 200
+FOLDER_LIMIT = 200
 
 Owner = AbstractBaseUser | AnonymousUser
 
@@ -63,6 +67,8 @@ class SidebarPage:
     # Where the next page starts, or None at the end.
     next_before: Cursor | None
     has_archived: bool = False
+    # The owner's folders (on the first page only), each with its `size`.
+    folders: tuple[Folder, ...] = ()
 
 
 # What an item shows: its title, role (in either language) and state.
@@ -115,12 +121,15 @@ def _grouped(conversations: list[Conversation], today: date) -> list[Group]:
 def sidebar_page(
     *, owner: Owner, before: Cursor | None = None, limit: int = PAGE_SIZE, today: date | None = None
 ) -> SidebarPage:
-    """A page of the owner's unarchived, unpinned conversations, newest first and grouped
-    by date; the first page (no `before`) starts with the pinned ones and always has a
+    """A page of the owner's unarchived, unpinned conversations in no folder, newest first
+    and grouped by date; the first page (no `before`) starts with the pinned ones, has the
+    folders, and always has a
     "today" group, empty or not. A page after
     `before` leaves out the heading of the group `before` is in: it is already shown."""
     today = today or timezone.localdate()
-    unpinned = _listed(owner).filter(pinned_at__isnull=True).order_by("-updated_at", "-id")
+    unpinned = (
+        _listed(owner).filter(pinned_at__isnull=True, folder__isnull=True).order_by("-updated_at", "-id")
+    )
     if before is not None:
         unpinned = unpinned.filter(
             Q(updated_at__lt=before.updated_at) | Q(updated_at=before.updated_at, id__lt=before.id)
@@ -143,6 +152,15 @@ def sidebar_page(
         next_before=Cursor.after(page[-1]) if more else None,
         has_archived=before is None
         and Conversation.objects.filter(owner_id=owner.pk, archived_at__isnull=False).exists(),
+        folders=tuple(folder_list(owner=owner)) if before is None else (),
+    )
+
+
+def folder_items(*, owner: Owner, folder: Folder, limit: int = FOLDER_LIMIT) -> list[Conversation]:
+    """What the sidebar lists in the owner's folder: its unarchived, unpinned conversations,
+    newest first."""
+    return list(
+        _listed(owner).filter(folder=folder, pinned_at__isnull=True).order_by("-updated_at", "-id")[:limit]
     )
 
 

@@ -1,12 +1,14 @@
 from django.urls import path
 
-from conversations import attachment_views, operator_views, sidebar_views, views
+from conversations import attachment_views, folder_views, operator_views, sidebar_views, views
 
 app_name = "chat"
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation"),
+    # Its earlier messages (?before=<the first message shown>), as the reader scrolls up.
+    path("c/<uuid:conversation_id>/messages/", views.conversation_messages_older, name="older"),
     path("local-model/", views.local_model_note, name="local_model"),
     path("search/", views.conversation_search, name="search"),
     path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="rename"),
@@ -16,6 +18,15 @@ urlpatterns = [
     # The sidebar's list: its next page (?before=<conversation id>), and the archived ones.
     path("conversations/", sidebar_views.conversation_list_more, name="list_more"),
     path("conversations/archived/", sidebar_views.conversation_list_archived, name="list_archived"),
+    # The conversations selected in the list: archived, deleted or moved together.
+    path("conversations/bulk/", sidebar_views.conversations_bulk, name="bulk"),
+    # Folders: made, listed when opened, renamed, deleted; a conversation moved in or out.
+    path("folders/", folder_views.folder_create, name="folder_create"),
+    path("folders/<int:folder_id>/", folder_views.folder_conversations, name="folder"),
+    path("folders/<int:folder_id>/rename/", folder_views.folder_rename, name="folder_rename"),
+    path("folders/<int:folder_id>/delete/", folder_views.folder_delete, name="folder_delete"),
+    path("c/<uuid:conversation_id>/move/", folder_views.conversation_move, name="move"),
+    path("c/<uuid:conversation_id>/move/form/", folder_views.conversation_move_form, name="move_form"),
     path("c/<uuid:conversation_id>/export/", views.conversation_export, name="export"),
     path("replies/<int:reply_id>/feedback/", views.reply_feedback, name="feedback"),
     path("conversations/export/", views.conversations_export, name="export_all"),

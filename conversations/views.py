@@ -16,7 +16,7 @@ from conversations.selectors import (
     conversation_get,
     conversation_get_for_export,
     conversation_list_for_export,
-    message_list,
+    message_page,
     message_streaming,
     turn_versions,
 )
@@ -32,7 +32,10 @@ class HtmxHttpRequest(HttpRequest):
 def _chat_page(
     request: HttpRequest, conversation: Conversation | None, found: dict[str, object] | None = None
 ) -> HttpResponse:
-    messages = message_list(conversation=conversation) if conversation else []
+    # The latest messages; earlier ones load as the reader scrolls up (or as chat.js looks
+    # for the message a search result opens at).
+    page = message_page(conversation=conversation) if conversation else None
+    messages = page.messages if page else []
     streaming = message_streaming(conversation=conversation) if conversation else None
     # A reply still being written shows its text so far; the socket continues it.
     streaming_text = _text_so_far(streaming) if streaming else ""
@@ -43,6 +46,7 @@ def _chat_page(
             "conversation": conversation,
             "sidebar": sidebar_page(owner=request.user),
             "messages": messages,
+            "older_than": page.older_than if page else None,
             "streaming": streaming,
             "streaming_text": streaming_text,
             "roles": role_list_active(),
@@ -52,6 +56,28 @@ def _chat_page(
             "found": found or _search_results(request, ""),
             "prompts": prompt_list(owner=request.user),
         },
+    )
+
+
+def _message_id(value: str | None) -> int | None:
+    # isdigit() alone is true of "²", which int() refuses.
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) < 19 else None
+
+
+@require_GET
+def conversation_messages_older(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """The messages before `before` (the first one shown), when the reader scrolls up to it."""
+    conversation = _get_owned(request, conversation_id)
+    before = _message_id(request.GET.get("before"))
+    if before is None:
+        return HttpResponseBadRequest(
+            "before must be a message id.", content_type="text/plain; charset=utf-8"
+        )
+    page = message_page(conversation=conversation, before=before)
+    return render(
+        request,
+        "chat/frames/older_messages.html",
+        {"conversation": conversation, "messages": page.messages, "older_than": page.older_than},
     )
 
 

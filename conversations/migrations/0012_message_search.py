@@ -19,7 +19,7 @@ def _create(apps, schema_editor) -> None:
 def _drop(apps, schema_editor) -> None:
     from conversations.search_index import search_index_drop
 
-    search_index_drop(schema_editor.connection)
+    search_index_drop(schema_editor.connection, tables=("conversations_message_search",))
 
 
 class Migration(migrations.Migration):

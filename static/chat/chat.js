@@ -19,10 +19,27 @@
 
   // Follow the newest text unless the reader has scrolled up to read something.
   var stickToBottom = true;
+  // Earlier messages loading in above (scrolled up to): what the reader was looking at
+  // stays where it was, by its distance from the end, until they have settled.
+  var keepFromBottom = null;
   function scrollToBottom() {
     var box = messages();
-    if (box && stickToBottom) { box.scrollTop = box.scrollHeight; }
+    if (!box) { return; }
+    if (keepFromBottom !== null) { box.scrollTop = box.scrollHeight - keepFromBottom; }
+    else if (stickToBottom) { box.scrollTop = box.scrollHeight; }
   }
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var box = messages();
+    var target = event.detail.target;
+    if (box && event.detail.shouldSwap && target && target.classList &&
+        target.classList.contains("older-messages") && box.contains(target)) {
+      keepFromBottom = box.scrollHeight - box.scrollTop;
+    }
+  });
+  // Nothing swapped in (an error, the conversation deleted meanwhile): nothing to keep.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!event.detail.successful) { keepFromBottom = null; }
+  });
 
   function autosize() {
     var box = input();
@@ -296,9 +313,22 @@
     found.scrollIntoView({ block: "center" });
     return true;
   }
+  // The message may be earlier than those loaded: load earlier ones, a page at a time
+  // (each answer settles, then this looks again), until it is there or none are left.
+  var seeking = false;
+  function seekFound() {
+    seeking = false;
+    if (showFound()) { return true; }
+    var loader = document.querySelector("#messages .older-messages");
+    if (!loader || !/^#msg-\d+$/.test(window.location.hash)) { return false; }
+    seeking = true;
+    stickToBottom = false;
+    htmx.trigger(loader, "seek");
+    return true;
+  }
   // The browser's own jump to #msg-N comes at load, after ours, and puts the message at
   // the very top: centre it again.
-  window.addEventListener("load", function () { showFound(); });
+  window.addEventListener("load", function () { if (!seeking) { showFound(); } });
   // A result in the open conversation: no page load (the same #msg-N fires no
   // hashchange either), so the message is shown here.
   document.addEventListener("click", function (event) {
@@ -306,7 +336,7 @@
     if (!hit || hit.pathname !== window.location.pathname || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
     event.preventDefault();
     history.replaceState(null, "", hit.href);
-    showFound();
+    seekFound();
     if (drawerOpen()) { setDrawer(false, false); }
   });
 
@@ -322,7 +352,7 @@
       if (window.ResizeObserver) { new ResizeObserver(scrollToBottom).observe(box); }
     }
     addCodeButtons();
-    if (!showFound()) { scrollToBottom(); }
+    if (!seekFound()) { scrollToBottom(); }
     autosize();
     focusInput();
     syncDrawer(false);
@@ -334,6 +364,8 @@
     syncTitle();
     addCodeButtons();
     scrollToBottom();  // the finished render and its code buttons made the reply taller
+    keepFromBottom = null;
+    if (seeking) { seekFound(); }
   });
 
   // Tell the server which conversation is open, so deleting it can leave the page.

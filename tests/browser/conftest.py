@@ -2,7 +2,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import ARTIFACTS, PASSWORD, LiveApp
 
@@ -78,3 +78,21 @@ def sign_in(page: Page, app: LiveApp, username: str) -> None:
 def screenshot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+
+def load_earlier_messages(page: Page) -> int:
+    """Scroll up through the open conversation until its first message is loaded, as a
+    reader would; returns how many loads that took."""
+    loads = 0
+    while page.locator(".older-messages").count():
+        first = page.locator("#messages .msg").first.get_attribute("id")
+        page.locator(".older-messages").scroll_into_view_if_needed()
+        expect(page.locator("#messages .msg").first).not_to_have_id(first or "")
+        loads += 1
+    return loads
+
+
+def open_conversation(page: Page, app: LiveApp, conversation_id: object) -> None:
+    """Go to the conversation's page and wait for its chat socket."""
+    page.goto(f"{app.url}c/{conversation_id}/")
+    page.wait_for_selector("#connection-state[data-state=open]")

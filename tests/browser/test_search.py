@@ -68,6 +68,7 @@ def test_ctrl_k_finds_a_message_and_opens_its_conversation_at_it(live_app, brows
     expect(hit.locator("a")).to_be_focused()
     page.keyboard.press("Enter")
 
+    # Earlier than the latest messages the page opens with: they load until it is there.
     page.wait_for_url(re.compile(rf"/c/{conversation.pk}/#msg-{message.pk}$"))
     found = page.locator(f"#msg-{message.pk}")
     expect(found).to_have_class(re.compile(r"\bfound\b"))

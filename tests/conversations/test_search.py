@@ -244,3 +244,43 @@ def test_migrate_makes_the_index_whole_again_after_a_table_rebuild_dropped_its_t
     assert found(alice, "narwhal tusk") == []
     later = say(chat, "and the narwhal tusk")
     assert found(alice, "narwhal tusk") == [later.pk]
+
+
+def test_the_pairs_of_a_text_are_its_adjacent_letters_or_digits_lower_cased_once_each():
+    assert search_index.text_pairs("北京, AI 北京!") == "ai 北京"
+    assert search_index.text_pairs("Go2go") == "2g go o2"
+    assert search_index.text_pairs("a") == search_index.text_pairs("") == search_index.text_pairs(None) == ""
+
+
+def pairs_indexed(pair: str) -> list[int]:
+    """The messages the pair index says hold `pair`."""
+    with connection.cursor() as cursor:
+        table = search_index.PAIRS_TABLE
+        cursor.execute(f"SELECT rowid FROM {table} WHERE {table} MATCH %s ORDER BY rowid", [f'"{pair}"'])
+        return [rowid for (rowid,) in cursor.fetchall()]
+
+
+def test_the_pair_index_follows_writes_edits_and_deletes(alice, chat):
+    message = say(chat, "我们在北京")
+    assert pairs_indexed("北京") == [message.pk]
+
+    message.content = "我们在上海"
+    message.save()
+    assert pairs_indexed("北京") == []
+    assert pairs_indexed("上海") == [message.pk]
+    assert found(alice, "上海") == [message.pk]
+
+    message.delete()
+    assert pairs_indexed("上海") == []
+    assert found(alice, "上海") == []
+
+
+def test_two_letter_words_are_found_through_the_pair_index_newest_first(alice, chat):
+    older = say(chat, "An AI that draws")
+    newer = say(chat, "ai again")
+    say(chat, "nothing of the kind")
+
+    assert search._index_table(["AI"]) == search.PAIRS_TABLE
+    assert found(alice, "ai") == [newer.pk, older.pk]
+    assert found(alice, "AI dr") == [older.pk]  # two pairs: both required
+    assert found(alice, "ai a") == [newer.pk, older.pk]  # one letter: checked among the pairs' finds

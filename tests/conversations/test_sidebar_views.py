@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from conversations.folders import folder_create
 from conversations.models import Conversation
 from conversations.sending import message_send, reply_regenerate
 from conversations.services import conversation_archive, conversation_create, conversation_pin
@@ -244,3 +245,95 @@ def test_a_pin_that_does_not_say_1_or_0_changes_nothing(alice_client, alice, sen
     assert response.status_code == 400
     conversation.refresh_from_db()
     assert conversation.pinned_at is None
+
+
+def test_the_selected_conversations_are_archived_and_the_list_comes_back_without_them(alice_client, alice):
+    put_away = conversation_create(owner=alice, title="Put away")
+    also = conversation_create(owner=alice, title="Also")
+    kept = conversation_create(owner=alice, title="Kept")
+
+    response = alice_client.post(
+        "/conversations/bulk/", {"ids": [str(put_away.pk), str(also.pk)], "action": "archive"}, **HTMX
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<div id="sidebar-lists">')
+    assert re.findall(r'<li id="conv-([0-9a-f-]+)"', html) == [str(kept.pk)]
+    assert Conversation.objects.filter(archived_at__isnull=False).count() == 2
+
+
+def test_deleting_the_selection_with_the_open_conversation_in_it_sends_the_page_home(alice_client, alice):
+    open_one = conversation_create(owner=alice, title="Open")
+
+    response = alice_client.post(
+        "/conversations/bulk/",
+        {"ids": str(open_one.pk), "action": "delete"},
+        **HTMX,
+        HTTP_X_CHAT_CURRENT=str(open_one.pk),
+    )
+
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == "/"
+    assert not Conversation.objects.exists()
+
+
+def test_a_selection_read_from_a_json_body_is_moved(alice_client, alice):
+    folder = folder_create(owner=alice, name="Work")
+    one = conversation_create(owner=alice, title="One")
+
+    response = alice_client.post(
+        "/conversations/bulk/",
+        {"ids": [str(one.pk)], "action": "move", "folder": str(folder.pk)},
+        content_type="application/json",
+        **HTMX,
+    )
+
+    assert response.status_code == 200
+    assert Conversation.objects.get(pk=one.pk).folder_id == folder.pk
+
+
+def test_a_selection_with_someone_elses_conversation_is_not_found_and_nothing_changes(
+    alice_client, alice, bob
+):
+    mine = conversation_create(owner=alice, title="Mine")
+    theirs = conversation_create(owner=bob, title="Theirs")
+
+    response = alice_client.post(
+        "/conversations/bulk/", {"ids": [str(mine.pk), str(theirs.pk)], "action": "delete"}, **HTMX
+    )
+
+    assert response.status_code == 404
+    assert Conversation.objects.count() == 2
+
+
+def test_a_bulk_request_without_an_action_answers_the_list_saying_why(alice_client, alice):
+    mine = conversation_create(owner=alice, title="Mine")
+
+    response = alice_client.post("/conversations/bulk/", {"ids": [str(mine.pk)]}, **HTMX)
+
+    assert response.status_code == 422  # swapped in by the page (base.html's responseHandling)
+    assert (
+        '<p class="list-error" role="alert">Choose archive, delete or move.</p>' in response.content.decode()
+    )
+    assert Conversation.objects.get(pk=mine.pk).archived_at is None
+
+
+def test_archiving_the_open_conversation_among_others_updates_its_heading(alice_client, alice):
+    open_one = conversation_create(owner=alice, title="Open")
+    other = conversation_create(owner=alice, title="Other")
+
+    response = alice_client.post(
+        "/conversations/bulk/",
+        {"ids": [str(other.pk), str(open_one.pk)], "action": "archive"},
+        **HTMX,
+        HTTP_X_CHAT_CURRENT=str(open_one.pk),
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    header = re.search(
+        r'<div id="chat-header" class="chat-header" hx-swap-oob="outerHTML".*?</div>', html, re.S
+    )
+    assert header is not None
+    assert 'class="archived-badge"' in header.group()

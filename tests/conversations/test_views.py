@@ -1,5 +1,6 @@
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -8,6 +9,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from conversations.models import Conversation, Message
+from conversations.selectors import MESSAGES_PAGE
 from conversations.services import conversation_create
 from providers.local_model_state import LocalModelState, local_model_state_write
 
@@ -356,3 +358,42 @@ def test_a_local_model_that_failed_says_no_model_is_available(alice_client, loca
 
     assert 'role="alert"' in note and "No model is available" in note
     assert "hx-get" not in note and "needs cmake" not in note
+
+
+def test_a_long_conversation_opens_with_its_latest_messages_and_loads_earlier_ones_on_scroll(
+    alice_client, alice
+):
+    conversation = conversation_create(owner=alice, title="Long")
+    written = [
+        Message.objects.create(conversation=conversation, author="user", content=f"Line {n:03}")
+        for n in range(MESSAGES_PAGE + 5)
+    ]
+
+    page = alice_client.get(f"/c/{conversation.pk}/").content.decode()
+    older = alice_client.get(f"/c/{conversation.pk}/messages/?before={written[5].pk}").content.decode()
+
+    assert "Line 004" not in page
+    assert "Line 005" in page
+    assert f'hx-get="/c/{conversation.pk}/messages/?before={written[5].pk}"' in page
+    # (each text is in the page twice: shown, and as what the copy button copies)
+    assert list(dict.fromkeys(re.findall(r"Line \d+", older))) == [f"Line {n:03}" for n in range(5)]
+    assert "older-messages" not in older  # nothing earlier: no more loading
+
+
+@pytest.mark.parametrize("before", ["", "x", "-1", "²", "9" * 40])
+def test_earlier_messages_need_a_message_id_to_load_before(alice_client, alice, before):
+    conversation = conversation_create(owner=alice, title="Long")
+
+    response = alice_client.get(f"/c/{conversation.pk}/messages/?before={before}")
+
+    assert response.status_code == 400
+
+
+def test_earlier_messages_of_someone_elses_conversation_are_404(alice_client, bob):
+    theirs = conversation_create(owner=bob, title="Bob's")
+    message = Message.objects.create(conversation=theirs, author="user", content="Private")
+
+    response = alice_client.get(f"/c/{theirs.pk}/messages/?before={message.pk + 1}")
+
+    assert response.status_code == 404
+    assert b"Private" not in response.content

@@ -142,6 +142,20 @@ ROUTES: dict[str, Declared] = {
         },
     ),
     "chat:list_archived": Declared(GET),
+    # A conversation's earlier messages, before one of its messages.
+    "chat:older": Declared(GET, {"conversation_id": "conversation", "before": Text("1")}),
+    # The conversations selected in the list, all the caller's, and a folder of the caller's.
+    "chat:bulk": Declared(POST, {"ids": "conversation", "action": Text("delete"), "folder": "folder"}),
+    # Folders: the caller's own, made from a name; a conversation moved into one of the
+    # caller's folders (or a new one by name, or none).
+    "chat:folder_create": Declared(POST, {"name": Text("Bob's folder")}),
+    "chat:folder": Declared(GET, {"folder_id": "folder"}),
+    "chat:folder_rename": Declared(POST, {"folder_id": "folder", "name": Text("Bob was here")}),
+    "chat:folder_delete": Declared(POST, {"folder_id": "folder", "conversations": Text("delete")}),
+    "chat:move": Declared(
+        POST, {"conversation_id": "conversation", "folder": "folder", "new_folder": Text()}
+    ),
+    "chat:move_form": Declared(GET, {"conversation_id": "conversation"}),
     "chat:export": Declared(GET, {"conversation_id": "conversation", "format": Text("md")}),
     "chat:feedback": Declared(
         POST,

@@ -13,7 +13,7 @@ from conversations.models import Message
 from conversations.reasoning import THINK_END, THINK_START
 from conversations.rendering import MarkdownStream, ReplyStream, render_markdown
 from conversations.services import conversation_create
-from tests.browser.conftest import open_page, sign_in
+from tests.browser.conftest import load_earlier_messages, open_page, sign_in
 from tests.conftest import make_user
 from tests.fake_openai import Reply
 
@@ -412,6 +412,7 @@ def test_hostile_replies_reloaded_from_history_inject_nothing(live_app, watched_
 
     page.goto(f"{live_app.url}c/{conversation.pk}/")
     page.wait_for_selector("#connection-state[data-state=open]")
+    load_earlier_messages(page)  # the earlier ones come in as fragments, rendered the same way
 
     expect(page.locator(".msg-assistant.status-complete")).to_have_count(len(CORPUS))
     assert injections(page, dialogs, csp_violations) == NOTHING

@@ -27,6 +27,7 @@ from conversations.models import (
     Attachment,
     Conversation,
     Feedback,
+    Folder,
     Message,
     SavedPrompt,
     UserInstructions,
@@ -203,6 +204,17 @@ async def saved_prompts(owner: Owner) -> list[models.Model]:
     return [given]
 
 
+async def folders(owner: Owner) -> list[models.Model]:
+    """A folder with a conversation in it: a folder listed, opened or offered in a move
+    form to anyone else leaks its name or the conversation's title."""
+    folder = await Folder.objects.acreate(owner=owner.user, name=owner.mark("folder name"))
+    inside = await sync_to_async(conversation_create)(
+        owner=owner.user, role_slug="teacher", title=owner.mark("conversation in a folder title")
+    )
+    await Conversation.objects.filter(pk=inside.pk).aupdate(folder=folder)
+    return [folder]
+
+
 async def shared_links(owner: Owner) -> list[models.Model]:
     """The quiet conversation shared, naming its owner: the copy holds his markers, and
     its token is one too (nobody else may learn it)."""
@@ -273,6 +285,7 @@ KINDS: dict[str, Kind] = {
     "user_limit": Kind(UserLimit, user_limits),
     "instructions": Kind(UserInstructions, instructions),
     "prompt": Kind(SavedPrompt, saved_prompts),
+    "folder": Kind(Folder, folders),
     "share": Kind(SharedLink, shared_links),
     "share_token": Kind(SharedLink, shared_links, ident=_token, key=True),
     "user": Kind(User, users),
@@ -365,6 +378,7 @@ STATE_PARTS = (
     "limits",
     "instructions",
     "prompts",
+    "folders",
     "shares",
     "account",
     "live",
@@ -397,6 +411,7 @@ def victim_state(user: User) -> tuple[Any, ...]:
             "temperature",
             "pinned_at",
             "archived_at",
+            "folder_id",
             "updated_at",
         )
     )
@@ -419,6 +434,7 @@ def victim_state(user: User) -> tuple[Any, ...]:
     )
     instructions = list(UserInstructions.objects.filter(user=user).values_list("pk", "text"))
     prompts = list(SavedPrompt.objects.filter(owner=user).order_by("pk").values_list("pk", "title", "text"))
+    folder_rows = list(Folder.objects.filter(owner=user).order_by("pk").values_list("pk", "name"))
     shares = list(
         SharedLink.objects.filter(conversation__owner=user)
         .order_by("pk")
@@ -444,6 +460,7 @@ def victim_state(user: User) -> tuple[Any, ...]:
         limits,
         instructions,
         prompts,
+        folder_rows,
         shares,
         list(account),
         live,
