@@ -10,7 +10,7 @@ from django.utils.formats import date_format
 from django.utils.timezone import localtime
 from jinja2 import Environment
 
-from conversations.models import FOLDER_NAME_MAX_CHARS
+from conversations.models import FOLDER_NAME_MAX_CHARS, INSTRUCTIONS_MAX_CHARS
 from conversations.reasoning import answer_started, reasoning_split
 from conversations.rendering import render_markdown
 from providers.local_model_state import local_model_state, local_model_state_note
@@ -50,6 +50,7 @@ def environment(**options: Any) -> Environment:
             "max_chars": max_chars,
             "max_images": max_images,
             "folder_name_max": FOLDER_NAME_MAX_CHARS,
+            "note_max": INSTRUCTIONS_MAX_CHARS,
             "local_model_in_use": local_model_in_use,
             "local_model_state": local_model_state,
             "local_model_state_note": local_model_state_note,

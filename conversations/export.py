@@ -27,6 +27,7 @@ def as_json(conversation: Conversation, *, system_prompt: bool = False) -> dict[
     if system_prompt:
         document["system_prompt"] = conversation.system_prompt
         document["custom_instructions"] = conversation.custom_instructions  # sent after it
+        document["system_note"] = conversation.system_note  # and this after them
     document["messages"] = [
         {
             "author": message.author,

@@ -50,6 +50,9 @@ class Conversation(models.Model):
     # The user's custom instructions as they were when the conversation started (as
     # ChatGPT does: a change applies to new conversations), sent after the role's prompt.
     custom_instructions = models.TextField(_("custom instructions"), blank=True, default="")
+    # The user's note for this conversation alone (ChatGPT's project instructions), sent
+    # after the role's prompt and the custom instructions; it can change at any time.
+    system_note = models.TextField(_("note for this conversation"), blank=True, default="")
     # Which model writes the next reply: the role's at first, then what the user picks.
     # An empty provider is the .env one (providers.models.DEFAULT_PROVIDER).
     provider = models.CharField(_("provider"), max_length=50, blank=True)
@@ -137,6 +140,9 @@ class Message(models.Model):
         verbose_name=_("reply to"),
     )
     superseded = models.BooleanField(_("superseded"), default=False)
+    # On a reply, what its request upstream held: {"system": the system message, "messages":
+    # the ids of the messages after it, in order, "images": whether their images went too}.
+    sent = models.JSONField(_("what was sent"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

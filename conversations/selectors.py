@@ -179,26 +179,30 @@ def _counts_as_context(message: Message) -> bool:
 
 
 def context_system(*, conversation: Conversation) -> ChatMessage:
-    """The system message the model is sent first: the role's prompt and the custom instructions."""
+    """The system message the model is sent first: the role's prompt, the custom
+    instructions and the conversation's note."""
     return ChatMessage(
         role="system",
         content=system_text(
-            role_prompt=conversation.system_prompt, instructions=conversation.custom_instructions
+            role_prompt=conversation.system_prompt,
+            instructions=conversation.custom_instructions,
+            note=conversation.system_note,
         ),
     )
 
 
-def context_history(
+def context_messages(
     *,
     conversation: Conversation,
     before_id: int | None = None,
     rounds: int | None = None,
     images: bool = False,
-) -> list[ChatMessage]:
-    """The system prompt and the most recent `rounds` rounds before message `before_id`.
+) -> list[Message]:
+    """The messages sent upstream before message `before_id`, after the system message:
+    those of the most recent `rounds` rounds that count as context.
 
-    A round starts at a user message and holds the replies to it. With `images` (the
-    model reads them), the images of those messages go too; without, their text only.
+    A round starts at a user message and holds the replies to it. With `images`, their
+    images are fetched with them (the model reads them).
     """
     rounds = settings.CHAT_CONTEXT_ROUNDS if rounds is None else rounds
     history = conversation.messages.filter(superseded=False).order_by("id")
@@ -212,17 +216,29 @@ def context_history(
     recent: Sequence[Message] = (
         list(history.filter(id__gte=round_starts[-1])) if rounds > 0 and round_starts else []
     )
-    messages = [context_system(conversation=conversation)]
-    messages.extend(
-        ChatMessage(
-            role=message.author,
-            content=message.content,
-            images=tuple(attachment_data_url(a) for a in message.attachments.all()) if images else (),
-        )
-        for message in recent
-        if _counts_as_context(message)
+    return [message for message in recent if _counts_as_context(message)]
+
+
+def chat_message(message: Message, *, images: bool = False) -> ChatMessage:
+    """A message as the model is sent it: its text, and its images when it reads them."""
+    return ChatMessage(
+        role=message.author,
+        content=message.content,
+        images=tuple(attachment_data_url(a) for a in message.image_list()) if images else (),
     )
-    return messages
+
+
+def context_history(
+    *,
+    conversation: Conversation,
+    before_id: int | None = None,
+    rounds: int | None = None,
+    images: bool = False,
+) -> list[ChatMessage]:
+    """The system message and the most recent `rounds` rounds before message `before_id`
+    (context_messages), as the model is sent them."""
+    recent = context_messages(conversation=conversation, before_id=before_id, rounds=rounds, images=images)
+    return [context_system(conversation=conversation), *(chat_message(m, images=images) for m in recent)]
 
 
 def conversation_list_for_export(*, owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Conversation]:

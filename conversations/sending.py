@@ -33,7 +33,8 @@ from conversations.models import Attachment, Conversation, Message
 from conversations.owners import User, owner_id
 from conversations.selectors import (
     Exchange,
-    context_history,
+    chat_message,
+    context_messages,
     context_system,
     conversation_get,
 )
@@ -170,6 +171,13 @@ def _exchange_create(
     # cost ~0.3 ms a message even with nothing to fetch; py-spy at N=200 found it 15% of
     # _exchange_create, in the one thread every message start waits for.)
     user_message.known_images = images
+    # A first message has nothing before it but the system message: no query for it.
+    history = (
+        []
+        if first
+        else context_messages(conversation=conversation, before_id=user_message.pk, images=choice.vision)
+    )
+    system = context_system(conversation=conversation)
     reply = Message.objects.create(
         conversation=conversation,
         author=Message.Author.ASSISTANT,
@@ -178,6 +186,12 @@ def _exchange_create(
         model=choice.model,
         turn=user_message.turn,
         reply_to=user_message,
+        # What the request upstream holds, for "What was sent" (conversations.sent).
+        sent={
+            "system": system.content,
+            "messages": [*(m.pk for m in history), user_message.pk],
+            "images": choice.vision,
+        },
     )
     changed = ["updated_at"]
     if not conversation.title:
@@ -197,14 +211,8 @@ def _exchange_create(
         reply_id=reply.pk,
         conversation_id=conversation.pk,
         messages=[
-            # A first message has nothing before it but the system prompt: no query for it.
-            *(
-                [context_system(conversation=conversation)]
-                if first
-                else context_history(
-                    conversation=conversation, before_id=user_message.pk, images=choice.vision
-                )
-            ),
+            system,
+            *(chat_message(m, images=choice.vision) for m in history),
             ChatMessage(
                 role="user",
                 content=user_message.content,

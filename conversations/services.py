@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from conversations import replylog
 from conversations.errors import ChatError
-from conversations.instructions import instructions_get
+from conversations.instructions import instructions_clean, instructions_get
 from conversations.metrics import REDIS_ERRORS
 from conversations.models import Conversation, Message
 from conversations.owners import User, owner_id
@@ -85,6 +85,16 @@ def conversation_archive(*, owner: User, conversation_id: object, archived: bool
         Conversation.objects.filter(pk=conversation.pk).update(
             archived_at=conversation.archived_at, pinned_at=conversation.pinned_at
         )
+    return conversation
+
+
+def conversation_note_set(*, owner: User, conversation_id: object, text: object) -> Conversation:
+    """Saves the note for the owner's conversation (an empty text removes it): the next
+    reply is written with it. Raises Conversation.DoesNotExist for anyone else's."""
+    conversation = conversation_get(owner=owner, conversation_id=conversation_id)
+    conversation.system_note = instructions_clean(text, kind="note")
+    # Not writing in it: the conversation keeps its place in the list.
+    Conversation.objects.filter(pk=conversation.pk).update(system_note=conversation.system_note)
     return conversation
 
 

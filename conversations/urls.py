@@ -29,6 +29,10 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/move/form/", folder_views.conversation_move_form, name="move_form"),
     path("c/<uuid:conversation_id>/export/", views.conversation_export, name="export"),
     path("replies/<int:reply_id>/feedback/", views.reply_feedback, name="feedback"),
+    # What a reply's request upstream held.
+    path("replies/<int:reply_id>/sent/", views.reply_sent, name="sent"),
+    # The note sent with each reply of a conversation: its form, and saving it.
+    path("c/<uuid:conversation_id>/note/", views.conversation_note, name="note"),
     path("conversations/export/", views.conversations_export, name="export_all"),
     # Images for a message: uploaded before it is sent, then served to their owner only.
     path("attachments/", attachment_views.attachment_upload, name="attachment_upload"),

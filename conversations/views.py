@@ -20,6 +20,7 @@ from conversations.selectors import (
     message_streaming,
     turn_versions,
 )
+from conversations.sent import reply_sent_get
 from conversations.sidebar import sidebar_page
 from providers.selectors import conversation_model_value, model_groups
 from roles.selectors import role_list_active
@@ -163,6 +164,40 @@ def conversation_delete(request: HtmxHttpRequest, conversation_id: str) -> HttpR
     if request.headers.get("X-Chat-Current") == str(conversation_id):
         return HttpResponseClientRedirect("/")
     return HttpResponse("")  # the sidebar item swaps itself out
+
+
+@require_GET
+def reply_sent(request: HttpRequest, reply_id: int) -> HttpResponse:
+    """What the caller's reply was written from: the messages its request held."""
+    try:
+        found = reply_sent_get(owner=request.user, reply_id=reply_id)
+    except Message.DoesNotExist:
+        raise Http404("No such reply.") from None
+    return render(request, "chat/frames/reply_sent.html", {"sent": found})
+
+
+@require_http_methods(["GET", "POST"])
+def conversation_note(request: HtmxHttpRequest, conversation_id: str) -> HttpResponse:
+    """The note for this conversation (sent with each of its replies): its form, and
+    saving it."""
+    conversation = _get_owned(request, conversation_id)
+    status, error, saved = 200, "", False
+    if request.method == "POST":
+        if "note" not in request.POST:  # a body unread, a field missing: nothing is changed
+            return HttpResponseBadRequest("note is needed.", content_type="text/plain; charset=utf-8")
+        try:
+            conversation = services.conversation_note_set(
+                owner=request.user, conversation_id=conversation.pk, text=request.POST["note"]
+            )
+            saved = True
+        except services.ChatError as exc:
+            status, error = 422, exc.message
+    return render(
+        request,
+        "chat/frames/note_form.html",
+        {"c": conversation, "error": error, "saved": saved},
+        status=status,
+    )
 
 
 EXPORT_TYPES = {"md": "text/markdown; charset=utf-8", "json": "application/json; charset=utf-8"}

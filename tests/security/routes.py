@@ -157,6 +157,8 @@ ROUTES: dict[str, Declared] = {
     ),
     "chat:move_form": Declared(GET, {"conversation_id": "conversation"}),
     "chat:export": Declared(GET, {"conversation_id": "conversation", "format": Text("md")}),
+    "chat:sent": Declared(GET, {"reply_id": "reply"}),
+    "chat:note": Declared(GET | POST, {"conversation_id": "conversation", "note": Text("Bob's note")}),
     "chat:feedback": Declared(
         POST,
         {"reply_id": "reply", "rating": Text("up"), "comment": Text("Bob's note")},

@@ -40,6 +40,7 @@ PASSED_CSRF: dict[tuple[str, str], int] = {
     ("chat:folder_delete", "POST"): 400,  # not said what becomes of its conversations: nothing deleted
     ("chat:move", "POST"): 400,  # not said where to: nothing is moved
     ("chat:bulk", "POST"): 400,  # no action: nothing is changed
+    ("chat:note", "POST"): 400,  # no note: nothing is changed
     ("chat:feedback", "POST"): 200,  # no rating: none is given, and the controls come back
     ("chat:attachment_upload", "POST"): 400,  # {"error": {"code": "missing_file"}}: past the check
     ("chat:attachment", "DELETE"): 404,  # no such unsent image of the caller's: past the check

@@ -73,7 +73,8 @@ class Owner:
         )
         conversation.system_prompt = self.mark("conversation system prompt")
         conversation.custom_instructions = self.mark("conversation's custom instructions")
-        conversation.save(update_fields=["system_prompt", "custom_instructions"])
+        conversation.system_note = self.mark("conversation's note")
+        conversation.save(update_fields=["system_prompt", "custom_instructions", "system_note"])
         question = Message.objects.create(
             conversation=conversation, author="user", content=self.mark("message"), turn=1
         )
@@ -93,6 +94,8 @@ class Owner:
             content=self.mark("reply"),
             turn=1,
             reply_to=question,
+            # What its request held: the system message with his markers, and his question.
+            sent={"system": self.mark("system message sent"), "messages": [question.pk], "images": False},
         )
         return conversation, question, [first, second]
 
@@ -406,6 +409,7 @@ def victim_state(user: User) -> tuple[Any, ...]:
             "role_id",
             "system_prompt",
             "custom_instructions",
+            "system_note",
             "provider",
             "model",
             "temperature",
