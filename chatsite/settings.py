@@ -326,8 +326,17 @@ OPENAI_MAX_RETRIES = min(env_int("OPENAI_MAX_RETRIES", 1), 1)
 OPENAI_RETRY_AFTER_CAP = env_float("OPENAI_RETRY_AFTER_CAP", 10.0)
 
 # --- Chat behaviour --------------------------------------------------------
-# Rounds of history sent upstream (a round = one user message + its reply).
-CHAT_CONTEXT_ROUNDS = env_int("CHAT_CONTEXT_ROUNDS", 20)
+# The history sent upstream is the most recent rounds (a user message and its reply) that
+# fit in the model's context window (its provider's setting in the admin, or this for the
+# .env model and any model without one), less CHAT_REPLY_TOKENS kept for the reply.
+OPENAI_CONTEXT_WINDOW = env_int("OPENAI_CONTEXT_WINDOW", 8192)
+CHAT_REPLY_TOKENS = env_int("CHAT_REPLY_TOKENS", 1024)
+# At most this many rounds besides (0: as many as fit).
+CHAT_CONTEXT_ROUNDS = env_int("CHAT_CONTEXT_ROUNDS", 0)
+# What no longer fits is summarised by the model after a reply (conversations.summaries)
+# and sent in its place; false: it is left out.
+CHAT_SUMMARIES = env_bool("CHAT_SUMMARIES", True)
+CHAT_SUMMARY_TIMEOUT = env_float("CHAT_SUMMARY_TIMEOUT", 60.0)
 # After a conversation's first reply the model writes its title (conversations.titles):
 # with the reply's own model, or CHAT_TITLE_MODEL of the .env provider.
 CHAT_TITLES = env_bool("CHAT_TITLES", True)

@@ -246,6 +246,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "conversation": conversation,
                 "messages": page.messages,
                 "older_than": page.older_than,
+                "summary": page.summary,
                 "versions": turn_versions(conversation=conversation),
                 "streaming": message_streaming(conversation=conversation),
             }

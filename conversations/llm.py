@@ -186,6 +186,20 @@ async def chat_stream(
             raise ProviderError(_dropped_message(), interrupted=received_text) from exc
 
 
+async def chat_text(
+    *, messages: list[ChatMessage], model: str, temperature: float | None, endpoint: Endpoint | None
+) -> str:
+    """A whole answer's text (for the short requests Chatsite makes itself: titles, summaries)."""
+    parts = [
+        item
+        async for item in chat_stream(
+            messages=messages, model=model, temperature=temperature, endpoint=endpoint
+        )
+        if isinstance(item, str)
+    ]
+    return "".join(parts)
+
+
 def _request_body(*, messages: list[ChatMessage], model: str, temperature: float | None) -> dict[str, object]:
     body: dict[str, object] = {
         "model": model or settings.OPENAI_MODEL,

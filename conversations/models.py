@@ -53,6 +53,10 @@ class Conversation(models.Model):
     # The user's note for this conversation alone (ChatGPT's project instructions), sent
     # after the role's prompt and the custom instructions; it can change at any time.
     system_note = models.TextField(_("note for this conversation"), blank=True, default="")
+    # What the model wrote of the messages that no longer fit its context window, up to
+    # and including message `summary_until`: sent in their place (conversations.summaries).
+    summary = models.TextField(_("summary of earlier messages"), blank=True, default="")
+    summary_until = models.BigIntegerField(_("summarised up to message"), null=True, blank=True)
     # Which model writes the next reply: the role's at first, then what the user picks.
     # An empty provider is the .env one (providers.models.DEFAULT_PROVIDER).
     provider = models.CharField(_("provider"), max_length=50, blank=True)

@@ -1,7 +1,6 @@
 """Reads of conversations and messages. Every read is scoped to its owner."""
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -14,6 +13,7 @@ from conversations.llm import ChatMessage
 from conversations.models import ApiToken, Conversation, Message
 from conversations.reasoning import reasoning_join
 from conversations.search import conversations_matching
+from conversations.token_count import MESSAGE_TOKENS_MIN, message_tokens_estimate
 
 API_LIST_LIMIT = 200
 
@@ -79,12 +79,34 @@ MESSAGES_PAGE = 40
 
 
 @dataclass(frozen=True)
+class SummaryMark:
+    """Where the messages the conversation's summary stands for end: shown before message
+    `before_id`, with the summary."""
+
+    text: str
+    before_id: int
+
+
+@dataclass(frozen=True)
 class MessagePage:
     """Some of the conversation as it stands, oldest first."""
 
     messages: list[Message]
     # Where the earlier messages end (the first id shown), or None when there are none.
     older_than: int | None
+    # Where its summary's messages end, when that is among these messages.
+    summary: SummaryMark | None = None
+
+
+def _summary_mark(conversation: Conversation, rows: list[Message], more: bool) -> SummaryMark | None:
+    until = conversation.summary_until
+    if not conversation.summary or until is None:
+        return None
+    after = next((index for index, message in enumerate(rows) if message.pk > until), None)
+    # The first message after what it covers: earlier ones are on this page or before it.
+    if after is None or (after == 0 and not more):
+        return None
+    return SummaryMark(text=conversation.summary, before_id=rows[after].pk)
 
 
 def message_page(
@@ -98,7 +120,11 @@ def message_page(
     rows = list(shown.select_related("feedback").prefetch_related("attachments").order_by("-id")[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit][::-1]
-    return MessagePage(messages=rows, older_than=rows[0].pk if more else None)
+    return MessagePage(
+        messages=rows,
+        older_than=rows[0].pk if more else None,
+        summary=_summary_mark(conversation, rows, more),
+    )
 
 
 @dataclass(frozen=True)
@@ -191,32 +217,75 @@ def context_system(*, conversation: Conversation) -> ChatMessage:
     )
 
 
+@dataclass(frozen=True)
+class Context:
+    """The messages sent before a new one, oldest first, and whether earlier ones were left
+    out (they did not fit the model's context window, or CHAT_CONTEXT_ROUNDS)."""
+
+    messages: list[Message]
+    cut: bool
+
+
+def _newest_filling(history: QuerySet[Message], *, budget: int, images: bool) -> tuple[list[Message], bool]:
+    """The newest messages of `history`, newest first, enough to fill `budget` tokens (or
+    all of them), and whether there are older ones. Read a few at a time, more each time:
+    most conversations are short, and a long one need not be read whole."""
+    # No message costs less than MESSAGE_TOKENS_MIN: more than this many cannot fit.
+    most = max(0, budget) // MESSAGE_TOKENS_MIN
+    limit = min(64, most)
+    while True:
+        rows = list(history.order_by("-id")[: limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if not more or limit >= most or sum(message_tokens_estimate(m, images=images) for m in rows) > budget:
+            return rows, more
+        limit = min(limit * 4, most)
+
+
 def context_messages(
     *,
     conversation: Conversation,
+    budget: int,
     before_id: int | None = None,
+    after_id: int | None = None,
     rounds: int | None = None,
     images: bool = False,
-) -> list[Message]:
-    """The messages sent upstream before message `before_id`, after the system message:
-    those of the most recent `rounds` rounds that count as context.
+) -> Context:
+    """The messages sent upstream before message `before_id` (and after `after_id`), after
+    the system message: the most recent whole rounds that fit in `budget` tokens
+    (conversations.token_count), and at most `rounds` of them when that is above 0
+    (CHAT_CONTEXT_ROUNDS).
 
     A round starts at a user message and holds the replies to it. With `images`, their
-    images are fetched with them (the model reads them).
+    images are fetched with them and counted (the model reads them).
     """
     rounds = settings.CHAT_CONTEXT_ROUNDS if rounds is None else rounds
-    history = conversation.messages.filter(superseded=False).order_by("id")
+    history = conversation.messages.filter(superseded=False)
     if before_id is not None:
         history = history.filter(id__lt=before_id)
-    round_starts = list(
-        history.filter(author=Message.Author.USER).order_by("-id").values_list("id", flat=True)[:rounds]
-    )
+    if after_id is not None:  # those up to it are summarised (conversations.summaries)
+        history = history.filter(id__gt=after_id)
     if images:
         history = history.prefetch_related("attachments")
-    recent: Sequence[Message] = (
-        list(history.filter(id__gte=round_starts[-1])) if rounds > 0 and round_starts else []
-    )
-    return [message for message in recent if _counts_as_context(message)]
+    newest_first, cut = _newest_filling(history, budget=budget, images=images)
+    grouped: list[list[Message]] = []  # whole rounds, newest first
+    pending: list[Message] = []
+    for message in newest_first:
+        pending.insert(0, message)
+        if message.author == Message.Author.USER:
+            grouped.append(pending)
+            pending = []
+    cut = cut or bool(pending)  # replies whose question was too far back to read
+    kept: list[Message] = []
+    spent = 0
+    for number, turn in enumerate(grouped):
+        sent = [message for message in turn if _counts_as_context(message)]
+        cost = sum(message_tokens_estimate(message, images=images) for message in sent)
+        if spent + cost > budget or (rounds > 0 and number >= rounds):
+            return Context(messages=kept, cut=True)
+        kept[:0] = sent
+        spent += cost
+    return Context(messages=kept, cut=cut)
 
 
 def chat_message(message: Message, *, images: bool = False) -> ChatMessage:
@@ -231,14 +300,18 @@ def chat_message(message: Message, *, images: bool = False) -> ChatMessage:
 def context_history(
     *,
     conversation: Conversation,
+    budget: int,
     before_id: int | None = None,
     rounds: int | None = None,
     images: bool = False,
 ) -> list[ChatMessage]:
-    """The system message and the most recent `rounds` rounds before message `before_id`
-    (context_messages), as the model is sent them."""
-    recent = context_messages(conversation=conversation, before_id=before_id, rounds=rounds, images=images)
-    return [context_system(conversation=conversation), *(chat_message(m, images=images) for m in recent)]
+    """The system message and the messages before message `before_id` that fit in `budget`
+    tokens (context_messages), as the model is sent them."""
+    recent = context_messages(
+        conversation=conversation, budget=budget, before_id=before_id, rounds=rounds, images=images
+    )
+    sent = [chat_message(message, images=images) for message in recent.messages]
+    return [context_system(conversation=conversation), *sent]
 
 
 def conversation_list_for_export(*, owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Conversation]:

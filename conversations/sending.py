@@ -20,8 +20,9 @@ from django.db.models import Count, Max
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
-from conversations import generation, limits, replylog, titles
+from conversations import generation, limits, replylog, summaries, titles
 from conversations.announce import reply_announce
+from conversations.context import reply_context
 from conversations.copies import title_from
 from conversations.db import in_thread, in_write_thread
 from conversations.errors import ChatError
@@ -34,8 +35,6 @@ from conversations.owners import User, owner_id
 from conversations.selectors import (
     Exchange,
     chat_message,
-    context_messages,
-    context_system,
     conversation_get,
 )
 from conversations.services import conversation_create, conversation_delete, message_clean, unavailable_error
@@ -171,13 +170,7 @@ def _exchange_create(
     # cost ~0.3 ms a message even with nothing to fetch; py-spy at N=200 found it 15% of
     # _exchange_create, in the one thread every message start waits for.)
     user_message.known_images = images
-    # A first message has nothing before it but the system message: no query for it.
-    history = (
-        []
-        if first
-        else context_messages(conversation=conversation, before_id=user_message.pk, images=choice.vision)
-    )
-    system = context_system(conversation=conversation)
+    context = reply_context(conversation=conversation, user_message=user_message, choice=choice, first=first)
     reply = Message.objects.create(
         conversation=conversation,
         author=Message.Author.ASSISTANT,
@@ -187,11 +180,7 @@ def _exchange_create(
         turn=user_message.turn,
         reply_to=user_message,
         # What the request upstream holds, for "What was sent" (conversations.sent).
-        sent={
-            "system": system.content,
-            "messages": [*(m.pk for m in history), user_message.pk],
-            "images": choice.vision,
-        },
+        sent=context.record,
     )
     changed = ["updated_at"]
     if not conversation.title:
@@ -211,8 +200,8 @@ def _exchange_create(
         reply_id=reply.pk,
         conversation_id=conversation.pk,
         messages=[
-            system,
-            *(chat_message(m, images=choice.vision) for m in history),
+            context.system,
+            *(chat_message(m, images=choice.vision) for m in context.history),
             ChatMessage(
                 role="user",
                 content=user_message.content,
@@ -436,4 +425,5 @@ async def _reply_admit_and_start(
     await reply_announce(exchange, sender=sender)
     if exchange.conversation.title_auto and exchange.user_message.turn == 1 and redo is None:
         titles.title_later(exchange, endpoint=job.endpoint, model=job.model)
+    summaries.summary_later(exchange, endpoint=job.endpoint, model=job.model)
     return exchange

@@ -13,6 +13,8 @@ class Sent:
     system: str
     messages: list[Message]
     images: bool  # the messages' images went too (the model reads them)
+    cut: bool  # earlier messages were left out: they did not fit the context window
+    summary: str  # what the model was sent of the messages before, in their place
 
 
 def reply_sent_get(*, owner: User, reply_id: int) -> Sent | None:
@@ -33,4 +35,6 @@ def reply_sent_get(*, owner: User, reply_id: int) -> Sent | None:
         system=str(recorded.get("system", "")),
         messages=[found[pk] for pk in ids if pk in found],
         images=bool(recorded.get("images")),
+        cut=bool(recorded.get("cut")),
+        summary=str(recorded.get("summary") or ""),
     )

@@ -18,6 +18,7 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from conversations import generation, llm
+from conversations.background import background_settled, background_start
 from conversations.db import in_write_thread
 from conversations.models import Conversation, Message
 from conversations.reasoning import reasoning_split
@@ -39,9 +40,6 @@ _LABEL = re.compile(r"^\s*(?:#+\s+)?(?:(?:title|标题|題名)\s*[:：]\s*)?", r
 _EMPHASIS = re.compile(r"^(\*\*|__|\*|_|`)(.+)\1$")  # Markdown around the whole title, in pairs
 _QUOTES = "\"'“”‘’「」『』《》 "
 _ENDING = ".。!！"
-
-# Strong references to the tasks writing titles (the event loop keeps weak ones only).
-_writing: set[asyncio.Task[None]] = set()
 
 
 def user_group(user_id: int) -> str:
@@ -81,7 +79,7 @@ def title_later(exchange: Exchange, *, endpoint: Endpoint | None, model: str) ->
         return
     if settings.CHAT_TITLE_MODEL:  # a model of the .env provider, for every conversation
         endpoint, model = None, settings.CHAT_TITLE_MODEL
-    task = asyncio.get_running_loop().create_task(
+    background_start(
         _title_write(
             conversation_id=exchange.conversation.pk,
             owner_id=exchange.conversation.owner_id,
@@ -92,14 +90,11 @@ def title_later(exchange: Exchange, *, endpoint: Endpoint | None, model: str) ->
         ),
         name=f"title-{exchange.conversation.pk}",
     )
-    _writing.add(task)
-    task.add_done_callback(_writing.discard)
 
 
 async def titles_written() -> None:
     """Wait for the titles being written in this process (for tests)."""
-    while _writing:
-        await asyncio.gather(*list(_writing), return_exceptions=True)
+    await background_settled()
 
 
 async def _title_write(
@@ -121,7 +116,9 @@ async def _title_write(
         if not answer:
             return  # stopped, failed, empty or deleted: the first words stay
         text = await asyncio.wait_for(
-            _model_answer(title_prompt(question, answer), endpoint=endpoint, model=model),
+            llm.chat_text(
+                messages=title_prompt(question, answer), endpoint=endpoint, model=model, temperature=0.2
+            ),
             timeout=settings.CHAT_TITLE_TIMEOUT,
         )
         title = title_from_model(text)
@@ -132,15 +129,6 @@ async def _title_write(
         logger.warning("Conversation %s: no title from the model (%r)", conversation_id, exc)
     except Exception:
         logger.exception("Conversation %s: writing its title failed", conversation_id)
-
-
-async def _model_answer(messages: list[llm.ChatMessage], *, endpoint: Endpoint | None, model: str) -> str:
-    parts = [
-        item
-        async for item in llm.chat_stream(messages=messages, model=model, temperature=0.2, endpoint=endpoint)
-        if isinstance(item, str)
-    ]
-    return "".join(parts)
 
 
 def _title_save(*, conversation_id: uuid.UUID, title: str) -> bool:

@@ -48,6 +48,7 @@ def _chat_page(
             "sidebar": sidebar_page(owner=request.user),
             "messages": messages,
             "older_than": page.older_than if page else None,
+            "summary": page.summary if page else None,
             "streaming": streaming,
             "streaming_text": streaming_text,
             "roles": role_list_active(),
@@ -78,7 +79,12 @@ def conversation_messages_older(request: HttpRequest, conversation_id: str) -> H
     return render(
         request,
         "chat/frames/older_messages.html",
-        {"conversation": conversation, "messages": page.messages, "older_than": page.older_than},
+        {
+            "conversation": conversation,
+            "messages": page.messages,
+            "older_than": page.older_than,
+            "summary": page.summary,
+        },
     )
 
 
