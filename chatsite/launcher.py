@@ -8,6 +8,7 @@ and the web page share live replies.
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -178,11 +179,16 @@ def _keep_alive(redis: EmbeddedRedis) -> None:
             print(f"  Could not restart the embedded Redis: {exc}", flush=True)
 
 
+def _without_password(url: str) -> str:
+    """The URL as printed: a password in it (redis://:secret@host) shown as ***."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
 def serve() -> int:
     raise_open_files_limit()
     redis: EmbeddedRedis | None = None
     if os.environ.get("REDIS_URL", "").strip():
-        redis_label = f"{os.environ['REDIS_URL']} (REDIS_URL)"
+        redis_label = f"{_without_password(os.environ['REDIS_URL'])} (REDIS_URL)"
     else:
         redis = _embedded_redis()
         os.environ["REDIS_URL"] = redis.url

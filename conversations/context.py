@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
+from conversations.errors import ChatError
 from conversations.llm import ChatMessage
 from conversations.models import Conversation, Message
 from conversations.selectors import Context, context_messages, context_system
@@ -52,6 +54,21 @@ def reply_context(
         - text_tokens_estimate(system.content)
         - message_tokens_estimate(user_message, images=choice.vision)
     )
+    if budget < 0:
+        # Nothing would be left for the reply: the provider would refuse it anyway.
+        raise ChatError(
+            _(
+                "This message is too long for the model: with its instructions it is about "
+                "%(tokens)s tokens, and %(window)s fit in its context window, %(reply)s of them kept "
+                "for the reply. Shorten it, or pick a model with a larger window."
+            )
+            % {
+                "tokens": window - settings.CHAT_REPLY_TOKENS - budget,
+                "window": window,
+                "reply": settings.CHAT_REPLY_TOKENS,
+            },
+            code="message_too_long",
+        )
     before = user_message.pk
     # A first message has nothing before it but the system message: no query for it.
     context = (

@@ -98,13 +98,16 @@ class MessagePage:
     summary: SummaryMark | None = None
 
 
-def _summary_mark(conversation: Conversation, rows: list[Message], more: bool) -> SummaryMark | None:
+def _summary_mark(
+    conversation: Conversation, rows: list[Message], previous: int | None
+) -> SummaryMark | None:
+    """The mark before the first of `rows` after what the summary covers, if the message
+    before that one (in `rows`, or `previous`, the one just before them) is covered."""
     until = conversation.summary_until
     if not conversation.summary or until is None:
         return None
     after = next((index for index, message in enumerate(rows) if message.pk > until), None)
-    # The first message after what it covers: earlier ones are on this page or before it.
-    if after is None or (after == 0 and not more):
+    if after is None or (after == 0 and (previous is None or previous > until)):
         return None
     return SummaryMark(text=conversation.summary, before_id=rows[after].pk)
 
@@ -119,11 +122,12 @@ def message_page(
         shown = shown.filter(id__lt=before)
     rows = list(shown.select_related("feedback").prefetch_related("attachments").order_by("-id")[: limit + 1])
     more = len(rows) > limit
+    previous = rows[limit].pk if more else None  # the one just before the page
     rows = rows[:limit][::-1]
     return MessagePage(
         messages=rows,
         older_than=rows[0].pk if more else None,
-        summary=_summary_mark(conversation, rows, more),
+        summary=_summary_mark(conversation, rows, previous),
     )
 
 
@@ -267,7 +271,7 @@ def context_messages(
         history = history.filter(id__gt=after_id)
     if images:
         history = history.prefetch_related("attachments")
-    newest_first, cut = _newest_filling(history, budget=budget, images=images)
+    newest_first, more = _newest_filling(history, budget=budget, images=images)
     grouped: list[list[Message]] = []  # whole rounds, newest first
     pending: list[Message] = []
     for message in newest_first:
@@ -275,7 +279,12 @@ def context_messages(
         if message.author == Message.Author.USER:
             grouped.append(pending)
             pending = []
-    cut = cut or bool(pending)  # replies whose question was too far back to read
+    # Replies whose question the summary covers go on from it; otherwise their question
+    # was too far back to read, and they are left out with it.
+    follows_summary = bool(pending) and after_id is not None and not more
+    if follows_summary:
+        grouped.append(pending)
+    cut = more or (bool(pending) and not follows_summary)
     kept: list[Message] = []
     spent = 0
     for number, turn in enumerate(grouped):

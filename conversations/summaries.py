@@ -28,7 +28,7 @@ from providers.selectors import Endpoint
 
 logger = logging.getLogger(__name__)
 
-SUMMARY_MAX_WORDS = 250
+SUMMARY_MAX_WORDS = 250  # asked for; held to an eighth of the window whatever comes back
 INSTRUCTION = (
     "You summarise the earlier part of a chat conversation, so that it can go on without "
     f"it. In at most {SUMMARY_MAX_WORDS} words, in the language the user wrote in, keep "
@@ -76,29 +76,39 @@ def summary_part(
     *, conversation_id: uuid.UUID, first_sent: int, window: int
 ) -> tuple[Conversation, list[Message]]:
     """The conversation, and the oldest of its messages not yet summarised and not sent
-    (before `first_sent`) that fit one summary request of a `window`-token model."""
+    (before `first_sent`) that fit one summary request of a `window`-token model: whole
+    rounds where it can (a part does not end on a question), and the beginning of one
+    message bigger than a whole request rather than none."""
     conversation = Conversation.objects.get(pk=conversation_id)
-    budget = window - settings.CHAT_REPLY_TOKENS - PROMPT_TOKENS - text_tokens_estimate(conversation.summary)
+    room = window - settings.CHAT_REPLY_TOKENS - PROMPT_TOKENS - text_tokens_estimate(conversation.summary)
     left_out = conversation.messages.filter(superseded=False, id__lt=first_sent).exclude(content="")
     if conversation.summary_until is not None:
         left_out = left_out.filter(id__gt=conversation.summary_until)
     part: list[Message] = []
+    budget = room
     for message in left_out.exclude(status=Message.Status.STREAMING).order_by("id").iterator(chunk_size=100):
         budget -= text_tokens_estimate(message.content) + MESSAGE_FRAMING
         if budget < 0:
+            if not part:  # its beginning stands for it (1.5 tokens a character at most)
+                message.content = message.content[: max(0, int(room / 1.5))]
+                part.append(message)
             break
         part.append(message)
+    if len(part) > 1 and part[-1].author == Message.Author.USER:
+        part.pop()  # summarised with its answer, next time
     return conversation, part
 
 
-def summary_from_model(text: str) -> str:
-    """The model's answer as a summary: its answer without its thinking, trimmed; "" when
-    nothing usable is left."""
+def summary_from_model(text: str, *, window: int) -> str:
+    """The model's answer as a summary: without its thinking, trimmed, and at most an
+    eighth of the window (a wordy model's summary must leave room for the messages); ""
+    when nothing usable is left."""
     _reasoning, answer = reasoning_split(text)
-    words = answer.split()
-    summary = (
-        " ".join(words[: SUMMARY_MAX_WORDS * 2]) if len(words) > SUMMARY_MAX_WORDS * 2 else answer.strip()
-    )
+    summary = answer.strip()
+    most = max(1, window // 8)
+    tokens = text_tokens_estimate(summary)
+    if tokens > most:
+        summary = summary[: int(len(summary) * most / tokens)].rstrip() + "…"
     return "" if text_unstorable(summary) else summary
 
 
@@ -137,7 +147,7 @@ async def _summary_write(
             ),
             timeout=settings.CHAT_SUMMARY_TIMEOUT,
         )
-        summary = summary_from_model(text)
+        summary = summary_from_model(text, window=window)
         if summary:
             await in_write_thread(summary_save)(
                 conversation_id=conversation_id,

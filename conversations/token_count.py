@@ -16,8 +16,8 @@ from conversations.models import Message
 
 MESSAGE_FRAMING = 4  # the role and separators around each message
 IMAGE_TOKENS = 800
-# The least a message can cost: its framing and one token.
-MESSAGE_TOKENS_MIN = MESSAGE_FRAMING + 1
+# The least a message can cost: its framing (an empty one: a failed reply, an image alone).
+MESSAGE_TOKENS_MIN = MESSAGE_FRAMING
 
 
 def text_tokens_estimate(text: str) -> int:

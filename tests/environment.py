@@ -35,6 +35,9 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
     # tests of titles ask for it (settings.CHAT_TITLES, or CHAT_TITLES in a server's
     # environment), so that every other test's fake provider answers only its replies.
     os.environ["CHAT_TITLES"] = "false"
+    # Likewise the summary after a reply written without the earliest messages: only the
+    # tests of summaries ask for it (settings.CHAT_SUMMARIES).
+    os.environ["CHAT_SUMMARIES"] = "false"
     # Uploaded images of this run (its server processes inherit the environment).
     os.environ["MEDIA_ROOT"] = str(var / f"test-media-{os.getpid()}")
     return (yield)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from chatsite import launcher
 from chatsite.embedded_redis import free_port
 from tests.fake_openai import FakeOpenAI, Reply
 
@@ -454,3 +455,15 @@ def metrics(port: int, token: str) -> dict[str, float]:
             name, _space, number = line.rpartition(" ")
             figures[name] = float(number)
     return figures
+
+
+@pytest.mark.parametrize(
+    ("url", "printed"),
+    [
+        ("redis://:s3cret@redis:6379/0", "redis://:***@redis:6379/0"),
+        ("rediss://chatsite:s3cret@host:6380/1", "rediss://chatsite:***@host:6380/1"),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ],
+)
+def test_the_redis_url_is_printed_without_its_password(url, printed):
+    assert launcher._without_password(url) == printed

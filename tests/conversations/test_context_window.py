@@ -5,6 +5,7 @@ earliest messages says so."""
 import pytest
 from asgiref.sync import sync_to_async
 
+from conversations.errors import ChatError
 from conversations.models import Conversation, Message
 from conversations.selectors import context_system
 from conversations.sending import message_send
@@ -94,3 +95,17 @@ async def test_a_conversation_that_fits_is_sent_whole_and_says_nothing(alice, bu
     assert len(sent) == 1 + len(written) + 1
     recorded = (await Message.objects.aget(pk=exchange.reply.pk)).sent or {}
     assert recorded["cut"] is False
+
+
+async def test_a_message_too_long_for_the_window_is_refused_saying_so_and_nothing_is_saved(
+    alice, builtin_roles, fake_openai, settings
+):
+    settings.OPENAI_CONTEXT_WINDOW = 2000
+    conversation = await sync_to_async(conversation_create)(owner=alice, role_slug="teacher")
+
+    with pytest.raises(ChatError, match="too long for the model") as refused:
+        await message_send(owner=alice, conversation_id=conversation.pk, content="word " * 2000)
+
+    assert refused.value.code == "message_too_long"
+    assert not await Message.objects.filter(conversation=conversation).aexists()
+    assert fake_openai.requests == []

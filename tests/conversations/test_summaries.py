@@ -8,13 +8,19 @@ from asgiref.sync import sync_to_async
 from conversations import summaries
 from conversations.context import summary_block
 from conversations.models import Conversation, Message
-from conversations.selectors import context_system, message_page
+from conversations.selectors import context_messages, context_system, message_page
 from conversations.sending import message_send
 from conversations.services import conversation_create
 from conversations.token_count import MESSAGE_FRAMING, message_tokens_estimate, text_tokens_estimate
 from tests.conftest import wait_for_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def summaries_on(settings):
+    settings.CHAT_SUMMARIES = True  # off for the rest of the suite (tests/environment.py)
+
 
 SUMMARY = "The user plans a trip to Kyoto in April with two children."
 SUMMARY_LATER = "The user plans a trip to Kyoto in April with two children, by train."
@@ -137,7 +143,47 @@ def test_a_summary_part_is_the_oldest_left_out_messages_that_fit_one_request(ali
         conversation_id=conversation.pk, first_sent=written[10].pk, window=room
     )
 
-    assert part == written[2:5]  # after what is summarised; as many as fit, oldest first
+    # After what is summarised, as many as fit, oldest first; not ending on a question.
+    assert part == written[2:4]
+
+
+def test_a_message_bigger_than_a_whole_request_is_summarised_from_its_beginning(
+    alice, builtin_roles, settings
+):
+    settings.CHAT_REPLY_TOKENS = 0
+    conversation = conversation_create(owner=alice)
+    huge = Message.objects.create(conversation=conversation, author="user", content="long " * 3000, turn=1)
+    after = Message.objects.create(conversation=conversation, author="user", content="Next", turn=2)
+
+    _conversation, part = summaries.summary_part(
+        conversation_id=conversation.pk, first_sent=after.pk, window=summaries.PROMPT_TOKENS + 300
+    )
+
+    assert [m.pk for m in part] == [huge.pk]
+    assert part[0].content == ("long " * 3000)[:200]
+
+
+def test_a_summary_is_held_to_an_eighth_of_the_window():
+    wordy = "北京" * 5000  # no spaces to count words by
+
+    summary = summaries.summary_from_model(wordy, window=8000)
+
+    assert text_tokens_estimate(summary) <= 1000 + 2
+    assert summary.endswith("…")
+
+
+def test_replies_whose_question_is_summarised_go_on_from_the_summary(alice, builtin_roles):
+    conversation = conversation_create(owner=alice)
+    written = rounds(conversation, 2)
+
+    fitted = context_messages(
+        conversation=conversation,
+        budget=10_000,
+        after_id=written[0].pk,  # the summary took the question
+    )
+
+    assert fitted.messages == written[1:]
+    assert fitted.cut is False
 
 
 def test_a_summary_saved_meanwhile_is_not_overwritten(alice, builtin_roles):
@@ -166,3 +212,29 @@ def test_the_page_marks_where_the_summarised_messages_end(alice, builtin_roles, 
     marker = html.index('<details class="summary-marker">')
     assert html.index(f'id="msg-{written[1].pk}"') < marker < html.index(f'id="msg-{written[2].pk}"')
     assert SUMMARY in html
+
+
+def test_the_mark_is_shown_once_on_the_page_where_the_summarised_messages_end(alice, builtin_roles):
+    conversation = conversation_create(owner=alice)
+    written = rounds(conversation, 50)  # 100 messages: three pages of 40
+    Conversation.objects.filter(pk=conversation.pk).update(summary=SUMMARY, summary_until=written[9].pk)
+    conversation.refresh_from_db()
+
+    latest = message_page(conversation=conversation)
+    middle = message_page(conversation=conversation, before=latest.messages[0].pk)
+    first = message_page(conversation=conversation, before=middle.messages[0].pk)
+
+    assert latest.summary is None and middle.summary is None
+    assert first.summary is not None and first.summary.before_id == written[10].pk
+
+
+def test_the_mark_is_at_the_top_of_a_page_that_starts_right_after_the_summary(alice, builtin_roles):
+    conversation = conversation_create(owner=alice)
+    written = rounds(conversation, 25)  # 50 messages: the latest 40 start at written[10]
+    Conversation.objects.filter(pk=conversation.pk).update(summary=SUMMARY, summary_until=written[9].pk)
+    conversation.refresh_from_db()
+
+    page = message_page(conversation=conversation)
+
+    assert page.messages[0] == written[10]
+    assert page.summary is not None and page.summary.before_id == written[10].pk

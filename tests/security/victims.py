@@ -74,7 +74,8 @@ class Owner:
         conversation.system_prompt = self.mark("conversation system prompt")
         conversation.custom_instructions = self.mark("conversation's custom instructions")
         conversation.system_note = self.mark("conversation's note")
-        conversation.save(update_fields=["system_prompt", "custom_instructions", "system_note"])
+        conversation.summary = self.mark("summary of earlier messages")
+        conversation.save(update_fields=["system_prompt", "custom_instructions", "system_note", "summary"])
         question = Message.objects.create(
             conversation=conversation, author="user", content=self.mark("message"), turn=1
         )
@@ -97,6 +98,8 @@ class Owner:
             # What its request held: the system message with his markers, and his question.
             sent={"system": self.mark("system message sent"), "messages": [question.pk], "images": False},
         )
+        # The summary stands for the question: its mark shows before the answer.
+        Conversation.objects.filter(pk=conversation.pk).update(summary_until=question.pk)
         return conversation, question, [first, second]
 
     async def busy(self) -> tuple[Conversation, Message, Message] | None:
