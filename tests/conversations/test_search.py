@@ -206,11 +206,12 @@ def test_messages_written_before_the_index_existed_are_found(alice, builtin_role
     executor = MigrationExecutor(connection)
     state = executor.migrate([("conversations", "0011_attachment")])
     try:
-        # The conversation as that schema had it (today's model has columns it lacked).
+        # The conversation and message as that schema had them (today's models have
+        # columns it lacked).
         old = state.apps.get_model("conversations", "Conversation").objects.create(
             owner_id=alice.pk, role_id=Role.objects.get(slug="teacher").pk, title="Old"
         )
-        before = Message.objects.create(
+        before = state.apps.get_model("conversations", "Message").objects.create(
             conversation_id=old.pk, author="user", content="written before search existed: narwhal", turn=1
         )
     finally:  # the rest of the suite has the index whatever happens here

@@ -64,10 +64,11 @@ async def test_turn_three_sends_the_whole_history(alice, builtin_roles, fake_ope
     ]
 
 
-async def test_turn_twenty_five_keeps_only_the_last_twenty_rounds(
+async def test_a_rounds_cap_of_twenty_keeps_only_the_last_twenty_rounds_at_turn_twenty_five(
     alice, builtin_roles, fake_openai, settings
 ):
     settings.CHAT_LIMIT_MESSAGES_PER_MINUTE = 0  # 25 messages in a few seconds
+    settings.CHAT_CONTEXT_ROUNDS = 20  # a cap besides the window (0, the default: none)
     conversation = await acreate(owner=alice, role_slug="assistant")
     for turn in range(1, 25):
         await send(alice, conversation, f"turn {turn}")
