@@ -14,6 +14,7 @@ class ConversationsConfig(AppConfig):
     verbose_name = _("Conversations")
 
     def ready(self) -> None:
+        from django.core.signals import got_request_exception
         from django.db.backends.signals import connection_created
         from django.db.models.signals import post_delete, post_migrate
 
@@ -26,6 +27,8 @@ class ConversationsConfig(AppConfig):
         post_migrate.connect(_search_index_ensure, sender=self, dispatch_uid="search-index")
         # The pair index's triggers call a function of ours on every write of a message.
         connection_created.connect(_search_function_register, dispatch_uid="search-pairs-function")
+        # A request that failed on the database is counted for /metrics (the 500 is Django's).
+        got_request_exception.connect(_request_failed, dispatch_uid="database-errors")
 
 
 def _search_index_ensure(sender: AppConfig, using: str = "default", **kwargs: object) -> None:
@@ -40,6 +43,18 @@ def _search_function_register(sender: type, connection: "BaseDatabaseWrapper", *
     from conversations.search_index import pairs_function_register
 
     pairs_function_register(connection)
+
+
+def _request_failed(sender: object, **kwargs: object) -> None:
+    import sys
+
+    from django.db import DatabaseError
+
+    from conversations.metrics import DATABASE_ERRORS
+
+    # Sent while the exception is being handled: it is the one in hand.
+    if isinstance(sys.exc_info()[1], DatabaseError):
+        DATABASE_ERRORS.labels("request").inc()
 
 
 def _attachment_file_delete(sender: type, instance: "Attachment", **kwargs: object) -> None:

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from conversations import hub, limits, llm, replylog
 from conversations.db import in_write_thread
 from conversations.metrics import (
+    DATABASE_ERRORS,
     FIRST_TOKEN,
     REPLIES_FINISHED,
     REPLIES_IN_FLIGHT,
@@ -203,7 +205,12 @@ async def _checkpoint_forever(reply: Reply, store: Store) -> None:
         await asyncio.sleep(settings.CHAT_CHECKPOINT_SECONDS)
         text = reply.text
         if len(text) != saved:
-            await in_write_thread(store.checkpoint)(reply_id=reply.reply_id, content=text)
+            try:
+                await in_write_thread(store.checkpoint)(reply_id=reply.reply_id, content=text)
+            except DatabaseError as exc:  # the next checkpoint, or the final save, tries again
+                DATABASE_ERRORS.labels("checkpoint").inc()
+                logger.warning("Reply %s: a checkpoint failed (%r)", reply.reply_id, exc)
+                continue
             saved = len(text)
 
 

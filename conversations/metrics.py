@@ -27,6 +27,7 @@ UPSTREAM_ERRORS = Counter("chatsite_upstream_errors", "Failed or broken provider
 WATCHERS = Gauge("chatsite_watchers", "Streams and sockets following a reply", multiprocess_mode="livesum")
 REFUSALS = Counter("chatsite_refusals", "New messages refused, by reason", ["code"])
 REDIS_ERRORS = Counter("chatsite_redis_errors", "Redis calls that failed, by where", ["where"])
+DATABASE_ERRORS = Counter("chatsite_database_errors", "Database calls that failed, by where", ["where"])
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from conversations import generation, llm
 from conversations.background import background_settled, background_start
 from conversations.db import in_thread, in_write_thread
+from conversations.metrics import DATABASE_ERRORS
 from conversations.models import Conversation, Message
 from conversations.reasoning import reasoning_split
 from conversations.selectors import Exchange
@@ -156,6 +157,8 @@ async def _summary_write(
                 until=part[-1].pk,
             )
     except (llm.ProviderError, TimeoutError, RedisError, DatabaseError, Conversation.DoesNotExist) as exc:
+        if isinstance(exc, DatabaseError):
+            DATABASE_ERRORS.labels("summary").inc()
         # A nicety: never an error anywhere. The next reply tries again.
         logger.warning("Conversation %s: no summary from the model (%r)", conversation_id, exc)
     except Exception:

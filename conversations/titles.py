@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from conversations import generation, llm
 from conversations.background import background_settled, background_start
 from conversations.db import in_write_thread
+from conversations.metrics import DATABASE_ERRORS
 from conversations.models import Conversation, Message
 from conversations.reasoning import reasoning_split
 from conversations.selectors import Exchange
@@ -125,6 +126,8 @@ async def _title_write(
         if title and await in_write_thread(_title_save)(conversation_id=conversation_id, title=title):
             await _announce(owner_id=owner_id, conversation_id=conversation_id)
     except (llm.ProviderError, TimeoutError, RedisError, DatabaseError) as exc:
+        if isinstance(exc, DatabaseError):
+            DATABASE_ERRORS.labels("title").inc()
         # A nicety: never an error anywhere. The first words stay.
         logger.warning("Conversation %s: no title from the model (%r)", conversation_id, exc)
     except Exception:

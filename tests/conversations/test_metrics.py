@@ -1,11 +1,13 @@
 """GET /metrics: who may read it, and that each figure moves when the engine does."""
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncGenerator
 from typing import cast
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -141,3 +143,26 @@ async def test_watchers_are_counted_while_they_follow(alice, builtin_roles, fake
     await asyncio.sleep(0)
 
     assert (during - before, after - before) == (1, 0)
+
+
+def test_a_request_that_fails_on_the_database_is_counted(alice, builtin_roles):
+    operator = staff_client()
+    conversation = conversation_create(owner=alice, title="Locked out")
+    client = Client(raise_request_exception=False)
+    client.force_login(alice)
+    before = value(scrape(operator), "chatsite_database_errors_total", where="request")
+    # Another connection holds the write lock; this one gives up after 50 ms, not 20 s.
+    connection.ensure_connection()
+    connection.connection.execute("PRAGMA busy_timeout = 50")
+    holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        response = client.post(f"/c/{conversation.pk}/rename/", {"title": "New"})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        connection.connection.execute("PRAGMA busy_timeout = 20000")
+
+    assert response.status_code == 500
+    after = value(scrape(operator), "chatsite_database_errors_total", where="request")
+    assert after == before + 1
