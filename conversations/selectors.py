@@ -306,23 +306,6 @@ def chat_message(message: Message, *, images: bool = False) -> ChatMessage:
     )
 
 
-def context_history(
-    *,
-    conversation: Conversation,
-    budget: int,
-    before_id: int | None = None,
-    rounds: int | None = None,
-    images: bool = False,
-) -> list[ChatMessage]:
-    """The system message and the messages before message `before_id` that fit in `budget`
-    tokens (context_messages), as the model is sent them."""
-    recent = context_messages(
-        conversation=conversation, budget=budget, before_id=before_id, rounds=rounds, images=images
-    )
-    sent = [chat_message(message, images=images) for message in recent.messages]
-    return [context_system(conversation=conversation), *sent]
-
-
 def conversation_list_for_export(*, owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Conversation]:
     """All of the owner's conversations, oldest first, with their messages in order."""
     return (

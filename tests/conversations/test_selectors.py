@@ -1,7 +1,13 @@
 import pytest
 
 from conversations.models import Conversation, Message
-from conversations.selectors import context_history, context_messages, conversation_get, message_page
+from conversations.selectors import (
+    chat_message,
+    context_messages,
+    context_system,
+    conversation_get,
+    message_page,
+)
 from conversations.services import conversation_create
 from conversations.token_count import MESSAGE_FRAMING, message_tokens_estimate, text_tokens_estimate
 
@@ -14,6 +20,12 @@ def add(conversation, author, content, status=Message.Status.COMPLETE):
     return Message.objects.create(conversation=conversation, author=author, content=content, status=status)
 
 
+def sent_history(conversation: Conversation) -> list[dict[str, object]]:
+    """The system message and the earlier messages, as the model is sent them."""
+    recent = context_messages(conversation=conversation, budget=BUDGET).messages
+    return [context_system(conversation=conversation).as_dict(), *(chat_message(m).as_dict() for m in recent)]
+
+
 def test_context_counts_stopped_and_interrupted_text_as_seen(alice, builtin_roles):
     conversation = conversation_create(owner=alice)
     add(conversation, "user", "q1")
@@ -21,7 +33,7 @@ def test_context_counts_stopped_and_interrupted_text_as_seen(alice, builtin_role
     add(conversation, "user", "q2")
     add(conversation, "assistant", "partial two", Message.Status.INTERRUPTED)
 
-    history = [m.as_dict() for m in context_history(conversation=conversation, budget=BUDGET)]
+    history = sent_history(conversation)
 
     assert history[1:] == [
         {"role": "user", "content": "q1"},
@@ -36,7 +48,7 @@ def test_context_leaves_out_failed_replies_without_text(alice, builtin_roles):
     add(conversation, "user", "q1")
     add(conversation, "assistant", "", Message.Status.ERROR)
 
-    history = [m.as_dict() for m in context_history(conversation=conversation, budget=BUDGET)]
+    history = sent_history(conversation)
 
     assert history[1:] == [{"role": "user", "content": "q1"}]
 
@@ -48,7 +60,7 @@ def test_context_rounds_setting_limits_the_history(alice, builtin_roles, setting
         add(conversation, "user", f"q{n}")
         add(conversation, "assistant", f"a{n}")
 
-    history = [m.as_dict() for m in context_history(conversation=conversation, budget=BUDGET)]
+    history = sent_history(conversation)
 
     assert history[1:] == [{"role": "user", "content": "q2"}, {"role": "assistant", "content": "a2"}]
 
