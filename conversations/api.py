@@ -23,6 +23,7 @@ from conversations.api_base import (
     api_view,
     error_response,
     ok,
+    param_flag,
     param_limit,
     param_required,
     param_text,
@@ -31,7 +32,7 @@ from conversations.db import in_thread, in_write_thread
 from conversations.models import Attachment, Feedback, Message
 from conversations.reasoning import Splitter
 from conversations.search_api import param_query
-from conversations.selectors import conversation_get, conversation_summaries, message_list
+from conversations.selectors import conversation_get, conversation_summaries, message_list, message_tree
 from providers.selectors import ModelChoice, ModelPick, model_choices
 from roles.selectors import role_list_active
 
@@ -46,6 +47,8 @@ SESSIONS_MAX_LIMIT = 200
 def _message_json(message: Message) -> dict[str, Any]:
     return {
         "id": message.pk,
+        # The message it follows (a reply its question): null for the first question.
+        "parent_id": message.parent_id,
         "author": message.author,
         "role": message.author,  # the demo's name for it
         "content": message.content,
@@ -159,13 +162,25 @@ async def chat_history(
     conversation = await in_thread(conversation_get)(
         owner=user, conversation_id=param_required(params, "session_id")
     )
-    messages = await in_thread(message_list)(conversation=conversation)
+    # The branch shown, or with tree=1 every message of every branch (oldest first), each
+    # with the ids of the messages that follow it and whether it is on the branch shown.
+    tree = param_flag(params, "tree")
+    messages = await in_thread(message_tree if tree else message_list)(conversation=conversation)
+    listed = [_message_json(message) for message in messages]
+    if tree:
+        children: dict[int, list[int]] = {message.pk: [] for message in messages}
+        for message in messages:
+            if message.parent_id in children:
+                children[message.parent_id].append(message.pk)
+        for message, shown in zip(messages, listed, strict=True):
+            shown["children"] = children[message.pk]
+            shown["shown"] = not message.superseded
     return ok(
         {
             "session_id": str(conversation.pk),
             "title": conversation.title,
             "role": conversation.role.slug,
-            "messages": [_message_json(message) for message in messages],
+            "messages": listed,
         }
     )
 

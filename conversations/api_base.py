@@ -209,6 +209,19 @@ def api_view(*methods: str) -> Callable[[Handler], Callable[..., Any]]:
     return decorate
 
 
+def param_flag(params: dict[str, Any], name: str) -> bool:
+    """A yes/no parameter: 1/true/yes or 0/false/no (or absent: no), as text or JSON."""
+    value = params.get(name)
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    text = value.strip().lower() if isinstance(value, str) else str(value)
+    if text in {"1", "true", "yes"}:
+        return True
+    if text in {"", "0", "false", "no"}:
+        return False
+    raise ApiError(400, "invalid_parameter", _("%(name)s must be 1 or 0.") % {"name": name})
+
+
 def param_required(params: dict[str, Any], name: str) -> str:
     value = param_text(params, name)
     if value.strip() == "":

@@ -22,16 +22,17 @@ from redis.exceptions import RedisError
 
 from conversations import hub, replylog, sending, services, titles
 from conversations.announce import conversation_group
+from conversations.branches import branch_select
 from conversations.db import in_thread, in_write_thread
 from conversations.models import Conversation, Message
 from conversations.rendering import ReplyStream
 from conversations.selectors import (
-    Versions,
+    Branch,
     conversation_get,
     exchange_get,
+    message_branches,
     message_page,
     message_streaming,
-    turn_versions,
 )
 from providers.selectors import ModelPick
 
@@ -67,9 +68,23 @@ def attachment_ids(value: object) -> list[int]:
     return [int(v) for v in ids]
 
 
-def _finished_reply(*, reply_id: int) -> tuple[Message, Versions | None]:
+def message_id_field(data: dict[str, Any], name: str) -> int | None:
+    """A message named in a socket message: its id, or None when none is given."""
+    value = str(data.get(name) or "")
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise services.ChatError(
+            _("That message is no longer shown. Reload the page."), code="invalid_target"
+        )
+    return int(value)
+
+
+def _finished_reply(*, reply_id: int) -> tuple[Message, Branch | None]:
     finished = Message.objects.select_related("conversation").get(pk=reply_id)
-    return finished, turn_versions(conversation=finished.conversation)
+    return finished, message_branches(conversation=finished.conversation, messages=[finished]).get(
+        finished.pk
+    )
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -174,8 +189,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
             elif action in {"regenerate", "edit"}:
                 await self.redo(action, data)
-            elif action == "version":
-                await self.choose_version(data)
+            elif action in {"branch", "version"}:  # "version": pages from before branches
+                await self.choose_branch(data)
             elif action == "sync":
                 await self.sync(data)
             else:
@@ -203,17 +218,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_conversation(conversation)
 
     async def redo(self, action: str, data: dict[str, Any]) -> None:
-        """Regenerate the last reply, or edit the last message; the old turn stays a version."""
+        """Regenerate a reply, or edit a question (`target`, by default the last one): a new
+        branch from there, the old one kept."""
         pick = ModelPick.parse(data.get("model"))
+        target = message_id_field(data, "target")
         if action == "regenerate":
             exchange = await sending.reply_regenerate(
-                owner=self.user, conversation_id=data.get("conversation"), pick=pick, sender=self.channel_name
+                owner=self.user,
+                conversation_id=data.get("conversation"),
+                reply_id=target,
+                pick=pick,
+                sender=self.channel_name,
             )
         else:
             exchange = await sending.message_edit(
                 owner=self.user,
                 conversation_id=data.get("conversation"),
                 content=data.get("message"),
+                message_id=target,
                 pick=pick,
                 sender=self.channel_name,
             )
@@ -221,13 +243,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_conversation(exchange.conversation)
         self.watch(exchange.reply, after=replylog.START)
 
-    async def choose_version(self, data: dict[str, Any]) -> None:
-        reply_id = str(data.get("reply", ""))
-        if not (reply_id.isascii() and reply_id.isdigit()):
+    async def choose_branch(self, data: dict[str, Any]) -> None:
+        """Show the branch through another version of a message (`message`; `reply` from
+        pages before branches)."""
+        chosen_id = message_id_field(data, "message") or message_id_field(data, "reply")
+        if chosen_id is None:
             raise services.ChatError(_("Choose a version."), code="invalid_version")
         try:
-            chosen = await in_write_thread(services.reply_version_select)(
-                owner=self.user, conversation_id=data.get("conversation"), reply_id=int(reply_id)
+            chosen = await in_write_thread(branch_select)(
+                owner=self.user, conversation_id=data.get("conversation"), message_id=chosen_id
             )
         except Message.DoesNotExist:
             raise services.ChatError(_("That version does not exist."), code="invalid_version") from None
@@ -247,7 +271,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "messages": page.messages,
                 "older_than": page.older_than,
                 "summary": page.summary,
-                "versions": turn_versions(conversation=conversation),
+                "branches": page.branches,
                 "streaming": message_streaming(conversation=conversation),
             }
 
@@ -309,10 +333,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             async for event in hub.follow(reply_id=reply.pk, after=after, known=known):
                 if event.kind == "delta":
                     await self.send_delta(reply, stream, event.text, event.seq)
-            finished, versions = await in_thread(_finished_reply)(reply_id=reply.pk)
+            finished, branch = await in_thread(_finished_reply)(reply_id=reply.pk)
             await self.send_fragment(
                 "chat/frames/finished.html",
-                {"reply": finished, "conversation": finished.conversation, "versions": versions},
+                {"reply": finished, "conversation": finished.conversation, "branch": branch},
             )
         except Message.DoesNotExist:
             pass  # the conversation was deleted while its reply was being written

@@ -7,6 +7,7 @@ replies in the order they were written, each reply linked to its question.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 
 from django.utils.translation import gettext_lazy
 
@@ -54,8 +55,9 @@ def conversation_from_turns(
         role_slug=role.slug if role else None,
         title=title or (title_from(turns[0].question) if turns else ""),
     )
-    # In the order they were written (a conversation reads by id); then each reply is
-    # linked to its question, which bulk_create has just given an id.
+    # In the order they were written (a conversation reads by id); then each is linked to
+    # the one before it (a reply to its question), which bulk_create has just given an id:
+    # one branch.
     made: list[tuple[Message, Message | None]] = []
     for number, turn in enumerate(turns, start=1):
         question = Message(
@@ -72,12 +74,10 @@ def conversation_from_turns(
             )
             made.append((reply, question))
     Message.objects.bulk_create(message for message, _asked in made)
-    replies = []
-    for reply, asked in made:
-        if asked is not None:
-            reply.reply_to = asked
-            replies.append(reply)
-    Message.objects.bulk_update(replies, ["reply_to"])
+    for (previous, _), (message, asked) in pairwise(made):
+        message.parent = previous
+        message.reply_to = asked
+    Message.objects.bulk_update([message for message, _asked in made[1:]], ["parent", "reply_to"])
     # update() leaves auto_now alone.
     written, last = created_at or updated_at, updated_at or created_at
     dates = {name: value for name, value in (("created_at", written), ("updated_at", last)) if value}

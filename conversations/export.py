@@ -30,6 +30,9 @@ def as_json(conversation: Conversation, *, system_prompt: bool = False) -> dict[
         document["system_note"] = conversation.system_note  # and this after them
     document["messages"] = [
         {
+            # Every branch: each message names the one it follows (conversations.branches).
+            "id": message.pk,
+            "parent_id": message.parent_id,
             "author": message.author,
             "content": message.content,
             "reasoning": message.reasoning,
@@ -37,7 +40,7 @@ def as_json(conversation: Conversation, *, system_prompt: bool = False) -> dict[
             "images": [reverse("chat:attachment", args=[a.pk]) for a in message.attachments.all()],
             "status": message.status,
             "error": message.error,
-            # An earlier version of its turn (regenerated or edited), set aside.
+            # Not on the branch shown (another version of a turn, or what followed one).
             "superseded": message.superseded,
             "created_at": message.created_at.isoformat(),
         }
@@ -55,7 +58,8 @@ def as_markdown(conversation: Conversation) -> str:
         f"- Id: {conversation.pk}",
         "",
     ]
-    for message in conversation.messages.all():
+    # The branch shown (from the prefetched messages: filter() would ask again).
+    for message in (m for m in conversation.messages.all() if not m.superseded):
         who = "You" if message.author == "user" else conversation.role.name
         note = "" if message.status == "complete" else f" *({message.status})*"
         lines += [f"## {who}{note}", ""]

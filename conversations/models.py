@@ -131,10 +131,23 @@ class Message(models.Model):
     first_token_ms = models.PositiveIntegerField(_("time to first token (ms)"), null=True, blank=True)
     # From the reply's start to its answer's first text, when it reasoned first.
     reasoning_ms = models.PositiveIntegerField(_("thinking time (ms)"), null=True, blank=True)
-    # A turn is one user message and the reply to it (1, 2, 3...). Regenerating or editing
-    # the last turn adds versions of it; the earlier ones are kept, superseded, so the
-    # user can flip back. Superseded messages are neither shown nor sent upstream.
+    # A conversation is a tree: each message follows its parent (a reply its question, a
+    # question the reply before it; the first question none). Regenerating a reply or
+    # editing a question adds a sibling, a branch from that point; nothing is deleted. The
+    # branch shown is one path from the first question down, and only it is sent upstream:
+    # every message off it is superseded. A child is always written after its parent, so
+    # the path read by id is the path in order.
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        verbose_name=_("follows"),
+    )
+    # A turn is one user message and the reply to it (1, 2, 3...), counted along its branch.
     turn = models.PositiveIntegerField(_("turn"), default=0)
+    # On a reply, the question it answers (its parent too).
     reply_to = models.ForeignKey(
         "self",
         null=True,
@@ -144,6 +157,9 @@ class Message(models.Model):
         verbose_name=_("reply to"),
     )
     superseded = models.BooleanField(_("superseded"), default=False)
+    # When it was last set aside: going back to a version shows below it the branch that
+    # was shown last, where the user left it.
+    superseded_at = models.DateTimeField(_("set aside"), null=True, blank=True)
     # On a reply, what its request upstream held: {"system": the system message, "messages":
     # the ids of the messages after it, in order, "images": whether their images went too}.
     sent = models.JSONField(_("what was sent"), null=True, blank=True)

@@ -1,7 +1,9 @@
 """Reads of conversations and messages. Every read is scoped to its owner."""
 
 import uuid
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -64,12 +66,53 @@ def conversation_get(*, owner: AbstractBaseUser | AnonymousUser, conversation_id
 
 
 def message_list(*, conversation: Conversation) -> list[Message]:
-    """The conversation as it stands: earlier versions of the last turn are left out."""
+    """The conversation as it stands: the branch shown (conversations.branches)."""
     return list(
         conversation.messages.filter(superseded=False)
         .select_related("feedback")
         .prefetch_related("attachments")
         .order_by("id")
+    )
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A message among its siblings (the messages that follow the same one), oldest first."""
+
+    ids: list[int]
+    index: int
+
+    @property
+    def previous(self) -> int | None:
+        return self.ids[self.index - 1] if self.index > 0 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.ids[self.index + 1] if self.index + 1 < len(self.ids) else None
+
+
+def message_branches(*, conversation: Conversation, messages: Sequence[Message]) -> dict[int, Branch]:
+    """Where each of `messages` that has siblings stands among them, by message id."""
+    parents = {message.parent_id for message in messages}
+    if not parents:
+        return {}
+    followers = Q(parent_id__in=[pk for pk in parents if pk is not None])
+    if None in parents:
+        followers |= Q(parent__isnull=True)
+    siblings: dict[int | None, list[int]] = defaultdict(list)
+    for pk, parent in conversation.messages.filter(followers).order_by("id").values_list("id", "parent_id"):
+        siblings[parent].append(pk)
+    return {
+        message.pk: Branch(ids=found, index=found.index(message.pk))
+        for message in messages
+        if len(found := siblings[message.parent_id]) > 1 and message.pk in found
+    }
+
+
+def message_tree(*, conversation: Conversation) -> list[Message]:
+    """Every message of the conversation, each branch included, oldest first."""
+    return list(
+        conversation.messages.select_related("feedback").prefetch_related("attachments").order_by("id")
     )
 
 
@@ -96,6 +139,8 @@ class MessagePage:
     older_than: int | None
     # Where its summary's messages end, when that is among these messages.
     summary: SummaryMark | None = None
+    # The branches at those of them that have siblings, by message id.
+    branches: dict[int, Branch] = field(default_factory=dict)
 
 
 def _summary_mark(
@@ -128,37 +173,8 @@ def message_page(
         messages=rows,
         older_than=rows[0].pk if more else None,
         summary=_summary_mark(conversation, rows, previous),
+        branches=message_branches(conversation=conversation, messages=rows),
     )
-
-
-@dataclass(frozen=True)
-class Versions:
-    """The versions of the conversation's last turn, oldest first, by reply id."""
-
-    reply_ids: list[int]
-    current: int  # index into reply_ids
-
-    @property
-    def previous(self) -> int | None:
-        return self.reply_ids[self.current - 1] if self.current > 0 else None
-
-    @property
-    def next(self) -> int | None:
-        return self.reply_ids[self.current + 1] if self.current + 1 < len(self.reply_ids) else None
-
-
-def turn_versions(*, conversation: Conversation) -> Versions | None:
-    replies = list(
-        conversation.messages.filter(author=Message.Author.ASSISTANT)
-        .order_by("-turn", "id")
-        .values_list("id", "turn", "superseded")[:50]
-    )
-    if not replies:
-        return None
-    last_turn = replies[0][1]
-    versions = [(pk, superseded) for pk, turn, superseded in replies if turn == last_turn]
-    current = next((i for i, (_pk, superseded) in enumerate(versions) if not superseded), len(versions) - 1)
-    return Versions(reply_ids=[pk for pk, _superseded in versions], current=current)
 
 
 def message_streaming(*, conversation: Conversation) -> Message | None:

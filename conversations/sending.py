@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
 
 from conversations import generation, limits, replylog, summaries, titles
 from conversations.announce import reply_announce
+from conversations.branches import branch_leave
 from conversations.context import reply_context
 from conversations.copies import title_from
 from conversations.db import in_thread, in_write_thread
@@ -46,8 +46,8 @@ logger = logging.getLogger(__name__)
 
 
 class Redo(enum.Enum):
-    REGENERATE = "regenerate"  # a new reply to the last user message
-    EDIT = "edit"  # a new last user message, and a reply to it
+    REGENERATE = "regenerate"  # a new reply to a user message
+    EDIT = "edit"  # a new version of a user message, and a reply to it
 
 
 def _conversation_role_apply(*, conversation: Conversation, role_slug: str) -> None:
@@ -73,32 +73,54 @@ def _conversation_role_apply(*, conversation: Conversation, role_slug: str) -> N
     )
 
 
+def _redo_target(*, conversation: Conversation, redo: Redo, target: int | None) -> Message:
+    """The message a redo starts from: the question to answer again (for a regenerate,
+    the one the reply `target` answers) or the question to replace (`target`); by
+    default the last one shown. Only a message on the branch shown can be redone."""
+    shown = conversation.messages.filter(superseded=False)
+    if target is None:
+        found = shown.filter(author=Message.Author.USER).order_by("-id").first()
+        if found is None:
+            raise ChatError(_("There is no message to answer again yet."), code="nothing_to_redo")
+        return found
+    author = Message.Author.ASSISTANT if redo is Redo.REGENERATE else Message.Author.USER
+    found = shown.filter(pk=target, author=author).select_related("reply_to").first()
+    question = found.reply_to if found is not None and redo is Redo.REGENERATE else found
+    if question is None:
+        raise ChatError(_("That message is no longer shown. Reload the page."), code="invalid_target")
+    return question
+
+
 def _user_message_for(
-    *, conversation: Conversation, content: str, redo: Redo | None
+    *, conversation: Conversation, content: str, redo: Redo | None, target: int | None
 ) -> tuple[Message, bool, bool]:
-    """The user message the new reply answers, setting aside the last turn for a redo;
-    whether it replaced one, and whether it is the conversation's first."""
-    current = conversation.messages.filter(superseded=False)
-    earlier = current.aggregate(last=Max("turn"), count=Count("id"))
-    last_turn = earlier["last"] or 0
+    """The user message the new reply answers, setting aside what a redo replaces (a new
+    branch from there); whether it replaced some, and whether nothing comes before it."""
     if redo is None:
+        last = conversation.messages.filter(superseded=False).only("id", "turn").order_by("-id").first()
         # Saved before the model is called: nothing typed is lost.
         message = Message.objects.create(
-            conversation=conversation, author=Message.Author.USER, content=content, turn=last_turn + 1
+            conversation=conversation,
+            author=Message.Author.USER,
+            content=content,
+            turn=last.turn + 1 if last else 1,
+            parent=last,
         )
-        return message, False, earlier["count"] == 0
-    last = current.filter(turn=last_turn, author=Message.Author.USER).first()
-    if last is None:
-        raise ChatError(_("There is no message to answer again yet."), code="nothing_to_redo")
+        return message, False, last is None
+    question = _redo_target(conversation=conversation, redo=redo, target=target)
     if redo is Redo.REGENERATE:
-        current.filter(turn=last_turn, author=Message.Author.ASSISTANT).update(superseded=True)
-        return last, True, False
-    current.filter(turn=last_turn).update(superseded=True)
+        branch_leave(conversation=conversation, point=question.pk)
+        return question, True, question.parent_id is None
+    branch_leave(conversation=conversation, point=question.parent_id)
     edited = Message.objects.create(
-        conversation=conversation, author=Message.Author.USER, content=content, turn=last_turn
+        conversation=conversation,
+        author=Message.Author.USER,
+        content=content,
+        turn=question.turn,
+        parent_id=question.parent_id,
     )
-    edited.edited_from = last
-    return edited, True, False
+    edited.edited_from = question
+    return edited, True, question.parent_id is None
 
 
 @dataclass(frozen=True)
@@ -107,6 +129,8 @@ class Asked:
 
     pick: ModelPick | None = None
     attachments: tuple[int, ...] = ()
+    # Regenerating or editing: the reply or question to redo, when not the last one.
+    target: int | None = None
 
 
 def attachments_unsent(*, owner: User, ids: Sequence[int]) -> list[Attachment]:
@@ -148,7 +172,9 @@ def _exchange_create(
         _conversation_role_apply(conversation=conversation, role_slug=role_slug)
     choice, endpoint = conversation_model_resolve(conversation=conversation, pick=asked.pick)
     attachments = attachments_unsent(owner=owner, ids=asked.attachments)
-    user_message, replaced, first = _user_message_for(conversation=conversation, content=content, redo=redo)
+    user_message, replaced, first = _user_message_for(
+        conversation=conversation, content=content, redo=redo, target=asked.target
+    )
     if attachments:
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=user_message)
     # The new message's images, or (regenerating, editing) the ones it was sent with.
@@ -178,6 +204,7 @@ def _exchange_create(
         provider=choice.provider,
         model=choice.model,
         turn=user_message.turn,
+        parent=user_message,
         reply_to=user_message,
         # What the request upstream holds, for "What was sent" (conversations.sent).
         sent=context.record,
@@ -281,16 +308,22 @@ async def conversation_start(
 
 
 async def reply_regenerate(
-    *, owner: User, conversation_id: object, pick: ModelPick | None = None, sender: str | None = None
+    *,
+    owner: User,
+    conversation_id: object,
+    reply_id: int | None = None,
+    pick: ModelPick | None = None,
+    sender: str | None = None,
 ) -> Exchange:
-    """Answer the last user message again (with the model picked now, if one is given);
-    the previous reply stays as an earlier version."""
+    """Answer again the question the reply `reply_id` answers, by default the last one
+    (with the model picked now, if one is given). The new reply is a new branch: the one
+    it replaces, and whatever followed it, stay in the tree."""
     return await _reply_start(
         owner=owner,
         conversation_id=conversation_id,
         content="",
         redo=Redo.REGENERATE,
-        asked=Asked(pick=pick),
+        asked=Asked(pick=pick, target=reply_id),
         sender=sender,
     )
 
@@ -300,17 +333,19 @@ async def message_edit(
     owner: User,
     conversation_id: object,
     content: object,
+    message_id: int | None = None,
     pick: ModelPick | None = None,
     sender: str | None = None,
 ) -> Exchange:
-    """Replace the last user message and answer it (with the model picked now, if one is
-    given); the previous turn stays as an earlier version, with its images."""
+    """Replace the user message `message_id`, by default the last one, and answer it (with
+    the model picked now, if one is given). The new message is a new branch: the one it
+    replaces, with its images, and whatever followed it stay in the tree."""
     return await _reply_start(
         owner=owner,
         conversation_id=conversation_id,
         content=message_clean(content),
         redo=Redo.EDIT,
-        asked=Asked(pick=pick),
+        asked=Asked(pick=pick, target=message_id),
         sender=sender,
     )
 

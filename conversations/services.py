@@ -6,8 +6,6 @@ from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
@@ -136,22 +134,6 @@ def unavailable_error() -> ChatError:
         code="unavailable",
         retry_after=settings.CHAT_RETRY_AFTER_SECONDS,
     )
-
-
-@transaction.atomic
-def reply_version_select(*, owner: User, conversation_id: object, reply_id: int) -> Message:
-    """Show another version of the last turn (a reply and the user message it answers)."""
-    conversation = conversation_get(owner=owner, conversation_id=conversation_id)
-    chosen = conversation.messages.select_related("reply_to").get(
-        pk=reply_id, author=Message.Author.ASSISTANT
-    )
-    last_turn = conversation.messages.aggregate(last=Max("turn"))["last"]
-    turn = conversation.messages.filter(turn=last_turn)
-    if chosen.turn != last_turn or turn.filter(status=Message.Status.STREAMING).exists():
-        raise ChatError(_("Only the last reply's versions can be chosen."), code="not_last_turn")
-    conversation.messages.filter(turn=last_turn).update(superseded=True)
-    conversation.messages.filter(pk__in=[chosen.pk, chosen.reply_to_id]).update(superseded=False)
-    return chosen
 
 
 async def reply_stop(*, owner: User, conversation_id: object, seen: int | None = None) -> Message | None:

@@ -114,11 +114,16 @@ def summary_from_model(text: str, *, window: int) -> str:
 
 
 def summary_save(*, conversation_id: uuid.UUID, previous_until: int | None, summary: str, until: int) -> bool:
-    """Keep the summary, unless another one was saved meanwhile (another reply's)."""
+    """Keep the summary, unless another one was saved meanwhile (another reply's), or the
+    branch shown changed meanwhile and its last message is no longer on it (its earlier
+    ones are then not either: they are the path to it)."""
     return (
-        Conversation.objects.filter(pk=conversation_id, summary_until=previous_until).update(
-            summary=summary, summary_until=until
-        )
+        Conversation.objects.filter(
+            pk=conversation_id,
+            summary_until=previous_until,
+            messages__pk=until,
+            messages__superseded=False,
+        ).update(summary=summary, summary_until=until)
         == 1
     )
 

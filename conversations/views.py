@@ -18,7 +18,6 @@ from conversations.selectors import (
     conversation_list_for_export,
     message_page,
     message_streaming,
-    turn_versions,
 )
 from conversations.sent import reply_sent_get
 from conversations.sidebar import sidebar_page
@@ -54,7 +53,7 @@ def _chat_page(
             "roles": role_list_active(),
             "model_groups": model_groups(),
             "model_current": conversation_model_value(conversation) if conversation else "",
-            "versions": turn_versions(conversation=conversation) if conversation else None,
+            "branches": page.branches if page else {},
             "found": found or _search_results(request, ""),
             "prompts": prompt_list(owner=request.user),
         },
@@ -84,6 +83,7 @@ def conversation_messages_older(request: HttpRequest, conversation_id: str) -> H
             "messages": page.messages,
             "older_than": page.older_than,
             "summary": page.summary,
+            "branches": page.branches,
         },
     )
 

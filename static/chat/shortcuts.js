@@ -72,7 +72,7 @@
       var reply = lastReply();
       if (reply) { take(event); press(reply.querySelector("button.copy")); }
     } else if (mod && event.shiftKey && (key === "ArrowLeft" || key === "ArrowRight") && !typing(event.target)) {
-      var versions = lastReply() && lastReply().querySelectorAll(".versions button");
+      var versions = lastReply() && lastReply().querySelectorAll(".branches button");
       if (versions && versions.length === 2) {
         take(event);
         press(versions[key === "ArrowLeft" ? 0 : 1]);

@@ -58,7 +58,7 @@ def test_the_chat_pages_have_no_serious_accessibility_violations(
     send(page, "Show me code", count=1)
     fake_openai.queue_reply(Reply(tokens=["Another", " take"]))
     page.click(".msg-assistant .regenerate")
-    expect(page.locator(".version-count")).to_have_text("2 / 2")
+    expect(page.locator(".branch-count")).to_have_text("2 / 2")
     found["conversation with versions"] = violations(page)
 
     if look.get("width"):

@@ -1,6 +1,7 @@
 """The chat page in headless Chromium against a real daphne process and the fake provider."""
 
 import re
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -220,10 +221,10 @@ def test_regenerate_edit_and_flip_between_versions(live_app, fake_openai, browse
     page.click(".msg-assistant .regenerate")
 
     expect(reply).to_have_text("Version two")
-    expect(page.locator(".version-count")).to_have_text("2 / 2")
-    page.click(".versions button[aria-label='Previous version']")
+    expect(page.locator(".msg-assistant .branch-count")).to_have_text("2 / 2")
+    page.click(".msg-assistant .branches button[aria-label='Previous version']")
     expect(reply).to_have_text("Version one")
-    expect(page.locator(".version-count")).to_have_text("1 / 2")
+    expect(page.locator(".msg-assistant .branch-count")).to_have_text("1 / 2")
 
     page.click(".msg-edit summary")
     page.fill(".msg-edit textarea", "Tell me something else")
@@ -233,9 +234,62 @@ def test_regenerate_edit_and_flip_between_versions(live_app, fake_openai, browse
     expect(reply).to_have_text("Echo: Tell me something else")
     page.reload()
     expect(page.locator(".msg-user .msg-body")).to_have_text("Tell me something else")
-    expect(page.locator(".version-count")).to_have_text("3 / 3")  # the edit is a third version
-    page.click(".versions button[aria-label='Previous version']")
+    # The edit is the question's second version, with a reply of its own.
+    expect(page.locator(".msg-user .branch-count")).to_have_text("2 / 2")
+    expect(page.locator(".msg-assistant .branches")).to_have_count(0)
+    page.click(".msg-user .branches button[aria-label='Previous version']")
     expect(page.locator(".msg-user .msg-body")).to_have_text("Tell me something")
+    # That question's branch as it was left: its first reply, of two.
+    expect(reply).to_have_text("Version one")
+    expect(page.locator(".msg-assistant .branch-count")).to_have_text("1 / 2")
+    assert csp_violations == []
+
+
+# Desktop, light, English; phone, dark, Chinese.
+LOOKS: dict[str, dict[str, Any]] = {
+    "desktop-light-en": {},
+    "phone-dark-zh": {"width": 390, "height": 844, "dark": True, "locale": "zh-CN"},
+}
+
+
+@pytest.mark.parametrize("look", sorted(LOOKS))
+def test_an_earlier_question_is_edited_and_each_branch_kept(
+    live_app, fake_openai, browser, csp_violations, look
+):
+    make_user("alice")
+    page = open_page(browser, csp_violations, **LOOKS[look])
+    sign_in(page, live_app, "alice")
+    for text in ["one", "two", "three"]:
+        page.fill("#message-input", text)
+        page.keyboard.press("Enter")
+        expect(page.locator(".msg-assistant.status-complete").last).to_contain_text(f"Echo: {text}")
+    first = page.locator(".msg-user").first
+
+    first.hover()
+    first.locator(".msg-edit summary").click()
+    first.locator(".msg-edit textarea").fill("one, said again")
+    first.locator(".msg-edit button[type=submit]").click()
+
+    replies = page.locator(".msg-assistant.status-complete .msg-body")
+    expect(replies).to_have_text(["Echo: one, said again"])
+    expect(page.locator(".msg-user .msg-body")).to_have_text(["one, said again"])
+    expect(first.locator(".branch-count")).to_have_text("2 / 2")
+    assert [m["content"] for m in fake_openai.last_messages()[1:]] == ["one, said again"]
+    screenshot(page, f"{look}-branch-edited")
+
+    first.locator(".branches button").first.click()
+
+    expect(replies).to_have_text(["Echo: one", "Echo: two", "Echo: three"])
+    expect(first.locator(".branch-count")).to_have_text("1 / 2")
+    page.reload()
+    expect(page.locator(".msg-user .msg-body")).to_have_text(["one", "two", "three"])
+    page.fill("#message-input", "four")
+    page.keyboard.press("Enter")
+    expect(replies.last).to_have_text("Echo: four")
+    assert [m["content"] for m in fake_openai.last_messages()[1:]] == [
+        "one", "Echo: one", "two", "Echo: two", "three", "Echo: three", "four",
+    ]  # fmt: skip
+    screenshot(page, f"{look}-branch-back")
     assert csp_violations == []
 
 

@@ -107,7 +107,7 @@ def test_ctrl_shift_arrows_step_through_the_last_replys_versions(
 
     page.keyboard.press("Control+Shift+ArrowLeft")
     expect(page.locator(".msg-assistant .msg-body")).to_have_text("First take")
-    expect(page.locator(".version-count")).to_have_text("1 / 2")
+    expect(page.locator(".branch-count")).to_have_text("1 / 2")
     page.keyboard.press("Control+Shift+ArrowRight")
     expect(page.locator(".msg-assistant .msg-body")).to_have_text("Second take")
 
@@ -118,7 +118,7 @@ def test_ctrl_shift_arrows_step_through_the_last_replys_versions(
         " return box.value.slice(box.selectionStart, box.selectionEnd); })()"
     )
     assert selected == "select"
-    expect(page.locator(".version-count")).to_have_text("2 / 2")
+    expect(page.locator(".branch-count")).to_have_text("2 / 2")
     assert csp_violations == []
 
 

@@ -427,7 +427,7 @@ def test_history_messages_carry_their_status_error_and_times(client, alice_token
 
     message = response.json()["messages"][0]
     assert set(message) == {
-        "id", "author", "role", "content", "reasoning", "reasoning_ms", "status", "error",
+        "id", "parent_id", "author", "role", "content", "reasoning", "reasoning_ms", "status", "error",
         "created_at", "updated_at", "usage", "feedback", "images",
     }  # fmt: skip
     assert (message["status"], message["error"]) == ("complete", "")
@@ -445,6 +445,60 @@ def test_history_gives_each_reply_its_cost_and_a_users_message_none(client, alic
     question, answer = response.json()["messages"]
     assert question["usage"] is None
     assert answer["usage"] == {"prompt_tokens": 30, "completion_tokens": 7, "first_token_ms": 350}
+
+
+def _two_versions(conversation: Conversation) -> tuple[Message, Message, Message]:
+    """A question, its first reply set aside, and the second reply shown."""
+    question = conversation.messages.get(author="user")
+    first = conversation.messages.get(author="assistant")
+    first.parent = first.reply_to = question
+    first.superseded = True
+    first.save()
+    second = Message.objects.create(
+        conversation=conversation, author="assistant", content="Second", parent=question, reply_to=question
+    )
+    return question, first, second
+
+
+def test_history_is_the_branch_shown_each_message_naming_the_one_it_follows(
+    client, alice_token, alice_conversation
+):
+    question, _first, second = _two_versions(alice_conversation)
+
+    response = client.get(
+        "/chat/history", {"session_id": str(alice_conversation.pk)}, headers=bearer(alice_token)
+    )
+
+    listed = [(m["id"], m["parent_id"]) for m in response.json()["messages"]]
+    assert listed == [(question.pk, None), (second.pk, question.pk)]
+
+
+@pytest.mark.parametrize("tree", ["1", "true"])
+def test_history_with_tree_is_every_branch_with_children_and_what_is_shown(
+    client, alice_token, alice_conversation, tree
+):
+    question, first, second = _two_versions(alice_conversation)
+
+    response = client.get(
+        "/chat/history", {"session_id": str(alice_conversation.pk), "tree": tree}, headers=bearer(alice_token)
+    )
+
+    listed = [(m["id"], m["parent_id"], m["children"], m["shown"]) for m in response.json()["messages"]]
+    assert listed == [
+        (question.pk, None, [first.pk, second.pk], True),
+        (first.pk, question.pk, [], False),
+        (second.pk, question.pk, [], True),
+    ]
+
+
+def test_history_refuses_a_tree_that_is_not_yes_or_no(client, alice_token, alice_conversation):
+    response = client.get(
+        "/chat/history",
+        {"session_id": str(alice_conversation.pk), "tree": "maybe"},
+        headers=bearer(alice_token),
+    )
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_parameter")
 
 
 def test_history_with_the_session_cookie(alice_client, alice_conversation):

@@ -6,10 +6,11 @@ from channels.db import database_sync_to_async
 from django_redis import get_redis_connection
 
 from conversations import hub
+from conversations.branches import branch_select
 from conversations.models import Conversation, Message
-from conversations.selectors import message_list, turn_versions
+from conversations.selectors import message_branches, message_list
 from conversations.sending import message_edit, message_send, reply_regenerate
-from conversations.services import ChatError, conversation_create, reply_stop, reply_version_select
+from conversations.services import ChatError, conversation_create, reply_stop
 from roles.models import Role
 from tests.conftest import wait_for_reply
 from tests.fake_openai import Reply
@@ -294,14 +295,14 @@ async def test_flipping_back_to_an_earlier_version_restores_it(alice, builtin_ro
     fake_openai.queue_reply(Reply(tokens=["version two"]))
     await wait_for_reply((await reply_regenerate(owner=alice, conversation_id=conversation.pk)).reply.pk)
 
-    await sync_to_async(reply_version_select)(
-        owner=alice, conversation_id=conversation.pk, reply_id=first.reply.pk
+    await sync_to_async(branch_select)(
+        owner=alice, conversation_id=conversation.pk, message_id=first.reply.pk
     )
 
     shown = await sync_to_async(message_list)(conversation=conversation)
     assert [m.content for m in shown] == ["question", "version one"]
-    versions = await sync_to_async(turn_versions)(conversation=conversation)
-    assert versions is not None and (len(versions.reply_ids), versions.current) == (2, 0)
+    branches = await sync_to_async(message_branches)(conversation=conversation, messages=shown)
+    assert (len(branches[first.reply.pk].ids), branches[first.reply.pk].index) == (2, 0)
     await send(alice, conversation, "next")
     assert [m["content"] for m in fake_openai.last_messages()[1:]] == ["question", "version one", "next"]
 
@@ -327,17 +328,6 @@ async def test_regenerate_with_nothing_to_answer_is_refused(alice, builtin_roles
 
     assert refused.value.code == "nothing_to_redo"
     assert await Message.objects.acount() == 0
-
-
-async def test_only_the_last_turns_versions_can_be_chosen(alice, builtin_roles, fake_openai):
-    conversation = await acreate(owner=alice)
-    first, _ = await send(alice, conversation, "one")
-    await send(alice, conversation, "two")
-
-    with pytest.raises(ChatError):
-        await sync_to_async(reply_version_select)(
-            owner=alice, conversation_id=conversation.pk, reply_id=first.reply.pk
-        )
 
 
 @pytest.mark.parametrize("text", ["lone \ud800 surrogate", "a NUL \x00 byte"])

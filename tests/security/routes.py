@@ -107,7 +107,7 @@ ROUTES: dict[str, Declared] = {
         },
         api=True,
     ),
-    "api-chat-history": Declared(GET, {"session_id": "conversation", **LEGACY}, api=True),
+    "api-chat-history": Declared(GET, {"session_id": "conversation", "tree": Text("1"), **LEGACY}, api=True),
     # Search: every victim's marker starts with SEARCHED, so a search not scoped to its
     # caller finds every one of them (through the index for the word, by a scan for the
     # short one beside it).
@@ -221,8 +221,14 @@ SOCKET_ACTIONS: dict[str, dict[str, Param]] = {
         "attachments": "attachment",
     },
     "stop": {"conversation": "conversation", "seen": Text("1")},
-    "regenerate": {"conversation": "conversation", "model": Text()},
-    "edit": {"conversation": "conversation", "message": Text("Bob's edit"), "model": Text()},
+    "regenerate": {"conversation": "conversation", "model": Text(), "target": "reply"},
+    "edit": {
+        "conversation": "conversation",
+        "message": Text("Bob's edit"),
+        "model": Text(),
+        "target": "message",
+    },
+    "branch": {"conversation": "conversation", "message": "reply"},
     "version": {"conversation": "conversation", "reply": "reply"},
     "sync": {"conversation": "conversation", "busy": Text("1")},
 }

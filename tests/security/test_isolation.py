@@ -14,7 +14,6 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
 from django.test import AsyncClient
 
@@ -22,7 +21,6 @@ from chatsite.asgi import application
 from conversations import generation
 from conversations.consumers import ChatConsumer
 from conversations.models import Conversation
-from conversations.selectors import turn_versions
 from conversations.tokens import api_token_create
 from roles.models import Role
 from tests.conftest import frames_until, wait_for_reply
@@ -350,10 +348,10 @@ async def test_a_non_staff_user_never_receives_a_system_prompt_the_api_key_or_th
     frames += await frames_until(socket, FINISHED)
     await socket.send_to(text_data=json.dumps({"action": "edit", "conversation": pk, "message": "Edited"}))
     frames += await frames_until(socket, FINISHED)
-    versions = await database_sync_to_async(turn_versions)(conversation=conversation)
-    assert versions is not None
+    first_reply = await conversation.messages.filter(author="assistant").order_by("id").afirst()
+    assert first_reply is not None
     await socket.send_to(
-        text_data=json.dumps({"action": "version", "conversation": pk, "reply": versions.reply_ids[0]})
+        text_data=json.dumps({"action": "branch", "conversation": pk, "message": first_reply.pk})
     )
     frames.append(await socket.receive_from(timeout=5))
     await socket.send_to(text_data="not json")

@@ -86,6 +86,7 @@ class Owner:
             status=Message.Status.ERROR,
             error=self.mark("reply error"),
             turn=1,
+            parent=question,
             reply_to=question,
             superseded=True,
         )
@@ -94,6 +95,7 @@ class Owner:
             author="assistant",
             content=self.mark("reply"),
             turn=1,
+            parent=question,
             reply_to=question,
             # What its request held: the system message with his markers, and his question.
             sent={"system": self.mark("system message sent"), "messages": [question.pk], "images": False},
