@@ -14,6 +14,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -24,6 +25,7 @@ from conversations import hub, replylog, sending, services, titles
 from conversations.announce import conversation_group
 from conversations.branches import branch_select
 from conversations.db import in_thread, in_write_thread
+from conversations.metrics import DATABASE_ERRORS
 from conversations.models import Conversation, Message
 from conversations.rendering import ReplyStream
 from conversations.selectors import (
@@ -199,6 +201,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(exc.message)
         except Conversation.DoesNotExist:
             await self.send_error(_("This conversation does not exist."))
+        except (OperationalError, InterfaceError):
+            # Locked past its wait, or down: it passes (chatsite.database_unavailable).
+            DATABASE_ERRORS.labels("socket").inc()
+            await self.send_error(
+                _("Chatsite's database is busy. Try again in %(seconds)s s.")
+                % {"seconds": settings.CHAT_RETRY_AFTER_SECONDS}
+            )
 
     async def sync(self, data: dict[str, Any]) -> None:
         """A page (re)connected: bring it up to date with its conversation.

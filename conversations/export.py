@@ -26,8 +26,11 @@ def as_json(conversation: Conversation, *, system_prompt: bool = False) -> dict[
     }
     if system_prompt:
         document["system_prompt"] = conversation.system_prompt
-        document["custom_instructions"] = conversation.custom_instructions  # sent after it
-        document["system_note"] = conversation.system_note  # and this after them
+    # The user's own words (sent after the role's prompt), and the model's summary of their
+    # earlier messages: theirs to keep, in either export.
+    document["custom_instructions"] = conversation.custom_instructions
+    document["system_note"] = conversation.system_note
+    document["summary"] = conversation.summary
     document["messages"] = [
         {
             # Every branch: each message names the one it follows (conversations.branches).

@@ -1,26 +1,30 @@
 import asyncio
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
 from django.utils import translation
 from django_redis import get_redis_connection
 
 from chatsite.embedded_redis import EmbeddedRedis, free_port
 from conversations import hub
+from conversations.db import in_write_thread
 from conversations.models import Message
 from providers.models import Provider, ProviderModel
 from roles.services import role_load_builtins
@@ -142,6 +146,29 @@ def session_cookie_for(user: User) -> str:
     return (
         f"{django_settings.SESSION_COOKIE_NAME}={client.cookies[django_settings.SESSION_COOKIE_NAME].value}"
     )
+
+
+def _busy_timeout(milliseconds: int) -> None:
+    connection.ensure_connection()
+    connection.connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
+
+
+@contextmanager
+def database_write_locked() -> Iterator[None]:
+    """Another connection holds SQLite's write lock, and the connections that write wait
+    for it 50 ms instead of their 20 s: this thread's, and the database writer thread's
+    (conversations.db), where async views write."""
+    for set_timeout in (_busy_timeout, async_to_sync(in_write_thread(_busy_timeout))):
+        set_timeout(50)
+    holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        for set_timeout in (_busy_timeout, async_to_sync(in_write_thread(_busy_timeout))):
+            set_timeout(20_000)
 
 
 async def wait_for_reply(reply_id: int, within: float = 10.0) -> Message:

@@ -11,7 +11,7 @@ from conversations import generation
 from conversations.models import Conversation, Message
 from conversations.sending import message_send
 from conversations.services import conversation_create
-from tests.conftest import frames_until, session_cookie_for, wait_for_reply
+from tests.conftest import database_write_locked, frames_until, session_cookie_for, wait_for_reply
 from tests.fake_openai import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -363,3 +363,69 @@ async def test_markdown_streams_rendered_and_finished_blocks_are_sent_once(alice
     assert "<img" not in shown and "&lt;img src=x onerror=alert(1)&gt;" in shown  # sanitised like the end
     seen = [int(v) for f in deltas for v in re.findall(r'id="stop-seen" value="(\d+)"', f)]
     assert seen == sorted(seen) and len(set(seen)) == len(seen)  # each frame advances the stop's "seen"
+
+
+async def test_an_earlier_reply_regenerated_over_the_socket_is_reattached_and_stopped_elsewhere(
+    alice, builtin_roles, fake_openai
+):
+    conversation = await acreate(owner=alice)
+    first = None
+    for text in ["one", "two", "three"]:
+        exchange = await message_send(owner=alice, conversation_id=conversation.pk, content=text)
+        await wait_for_reply(exchange.reply.pk)
+        first = first or exchange
+    assert first is not None
+    pk = str(conversation.pk)
+    fake_openai.queue_reply(Reply(tokens=["Again", " and more"], hang_after_tokens=1))
+    tab, _, _ = await connect(alice, f"/ws/chat/{pk}/")
+
+    await tab.send_to(
+        text_data=json.dumps({"action": "regenerate", "conversation": pk, "target": str(first.reply.pk)})
+    )
+    await frames_until(tab, r"Again")
+    other_tab, connected, _ = await connect(alice, f"/ws/chat/{pk}/")
+    reattached = await frames_until(other_tab, r"Again")
+    await other_tab.send_to(text_data=json.dumps({"action": "stop", "conversation": pk}))
+    await frames_until(other_tab, r"status-stopped")
+
+    assert connected and 'hx-swap-oob="outerHTML"' in reattached[0]
+    shown = [m.content async for m in Message.objects.filter(conversation=conversation, superseded=False)]
+    assert shown == ["one", "Again"]
+    # The branch it replaced is a version away.
+    await other_tab.send_to(
+        text_data=json.dumps({"action": "branch", "conversation": pk, "message": str(first.reply.pk)})
+    )
+    frames = await frames_until(other_tab, r"three")
+    await tab.disconnect()
+    await other_tab.disconnect()
+    assert "1 / 2" in frames[-1]
+    shown = [m.content async for m in Message.objects.filter(conversation=conversation, superseded=False)]
+    assert shown == ["one", "Echo: one", "two", "Echo: two", "three", "Echo: three"]
+
+
+async def test_a_message_sent_while_the_database_is_locked_is_answered_with_an_error_and_the_socket_lives(
+    alice, builtin_roles, fake_openai, settings
+):
+    conversation = await acreate(owner=alice)
+    pk = str(conversation.pk)
+    tab, _, _ = await connect(alice, f"/ws/chat/{pk}/")
+    locked = database_write_locked()
+
+    await sync_to_async(locked.__enter__)()
+    try:
+        await tab.send_to(text_data=json.dumps({"action": "send", "conversation": pk, "message": "Hello"}))
+        refused = await tab.receive_from(timeout=5)
+    finally:
+        await sync_to_async(locked.__exit__)(None, None, None)
+    await tab.send_to(text_data=json.dumps({"action": "send", "conversation": pk, "message": "Hello again"}))
+    answered = await frames_until(tab, r"msg-assistant status-complete")
+    await tab.disconnect()
+
+    assert f"database is busy. Try again in {settings.CHAT_RETRY_AFTER_SECONDS} s" in refused.replace(
+        "&#39;", "'"
+    )
+    assert "Echo: Hello again" in answered[-1]
+    assert [m.content async for m in Message.objects.filter(conversation=conversation)] == [
+        "Hello again",
+        "Echo: Hello again",
+    ]

@@ -240,6 +240,24 @@ def test_a_conversation_downloads_as_json_without_the_system_prompt(alice_client
     assert b"SECRET-PROMPT-MARKER" not in response.content
 
 
+def test_a_conversations_json_download_holds_the_users_own_note_and_instructions_and_its_summary(
+    alice_client, alice
+):
+    conversation = conversation_with_words(alice)
+    Conversation.objects.filter(pk=conversation.pk).update(
+        custom_instructions="Answer briefly.", system_note="We are planning Sunday.", summary="Sunday plans."
+    )
+
+    response = alice_client.get(f"/c/{conversation.pk}/export/", {"format": "json"})
+
+    document = json.loads(response.content)
+    assert (document["custom_instructions"], document["system_note"], document["summary"]) == (
+        "Answer briefly.",
+        "We are planning Sunday.",
+        "Sunday plans.",
+    )
+
+
 def test_an_unknown_export_format_is_a_400(alice_client, alice):
     conversation = conversation_with_words(alice)
 
