@@ -2,7 +2,7 @@
 
     ./run bench [--n 1,10,50,200,500,1000] [--transport sse,ws] [--json out.json] [--quick]
     ./run bench --soak [--duration 600] [--streams 100] [--faults 0.05]   (bench/soak.py)
-    ./run bench --search [--conversations 10000] [--messages 20]          (bench/search.py)
+    ./run bench --search [--postgres] [--conversations 10000] [--messages 20]          (bench/search.py)
 
 Starts an embedded Redis, a model server pacing tokens like a real one (default 200 tokens
 at 50 tokens/s, first token after 0.2 s), and Chatsite through `python -m chatsite.launcher`
@@ -76,6 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     search.add_argument("--conversations", type=int, default=10000, help="search: the reader's conversations")
     search.add_argument("--messages", type=int, default=20, help="search: messages per conversation")
     search.add_argument("--loads", type=int, default=20, help="search: requests per query")
+    search.add_argument(
+        "--postgres", action="store_true", help="search: on a throwaway PostgreSQL, not SQLite"
+    )
     args = parser.parse_args(argv)
     if args.soak and args.json == parser.get_default("json"):
         args.json = BASE_DIR / "test-artifacts" / "soak.json"

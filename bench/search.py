@@ -1,6 +1,6 @@
 """`./run bench --search`: search, the chat page and its list over many conversations, timed over HTTP.
 
-    ./run bench --search [--conversations 10000] [--messages 20] [--loads 20] [--json out.json]
+    ./run bench --search [--postgres] [--conversations 10000] [--messages 20] [--loads 20] [--json out.json]
 
 One reader owns `--conversations` conversations of `--messages` messages each (issue 14's
 sizes by default: 10,000 and 200,000), another user a tenth as many, all of words drawn
@@ -210,6 +210,7 @@ def search_bench(args: argparse.Namespace) -> int:
 
     import django
 
+    from chatsite.embedded_postgres import PostgresServer
     from chatsite.embedded_redis import EmbeddedRedis, free_port
 
     with tempfile.TemporaryDirectory(prefix="chatsite-search-") as tmp, ExitStack() as stack:
@@ -225,6 +226,11 @@ def search_bench(args: argparse.Namespace) -> int:
             port=free_port(),
             workers=args.workers,
         )
+        if args.postgres:
+            # The same data and questions on a throwaway PostgreSQL (its pg_trgm indexes).
+            postgres = PostgresServer().start()
+            stack.callback(postgres.stop)
+            env["DATABASE_URL"] = postgres.url
         os.environ.update(env)
         django.setup()
         started = time.perf_counter()
@@ -250,6 +256,7 @@ def search_bench(args: argparse.Namespace) -> int:
     args.json.write_text(
         json.dumps(
             {
+                "database": "postgresql" if args.postgres else "sqlite",
                 "conversations": args.conversations,
                 "messages": data["messages"],
                 "figures": figures,

@@ -29,6 +29,7 @@ def app_env(*, redis_url: str, sqlite_path: Path, model_url: str, port: int, wor
         "DJANGO_SETTINGS_MODULE": "chatsite.settings",
         "REDIS_URL": redis_url,
         "SQLITE_PATH": str(sqlite_path),
+        "DATABASE_URL": "",  # SQLite, unless the bench names a PostgreSQL (bench/search.py)
         "OPENAI_BASE_URL": model_url,
         "OPENAI_API_KEY": "bench",
         "OPENAI_MODEL": "bench-model",

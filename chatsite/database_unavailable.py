@@ -4,8 +4,8 @@ SQLite gives up on a write after its busy timeout ("database is locked") while a
 process holds the write lock for that long; PostgreSQL refuses connections while it
 restarts. Neither is a fault of the request, and both pass: the client is told to try
 again, in the API's JSON error shape for the API, as text for a page or an htmx request.
-A query the database refuses as wrong (an integrity or programming error) is a bug, and
-stays Django's 500.
+A query the database refuses as wrong (an integrity, data or programming error) is a
+bug, and stays Django's 500: the suite's fuzzers look for those, on SQLite and PostgreSQL.
 """
 
 from collections.abc import Awaitable, Callable
@@ -44,11 +44,14 @@ class DatabaseUnavailableMiddleware:
         DATABASE_ERRORS.labels("request").inc()
         seconds = settings.CHAT_RETRY_AFTER_SECONDS
         text = _("Chatsite's database is busy. Try again in %(seconds)s s.") % {"seconds": seconds}
-        match = request.resolver_match
-        response: HttpResponseBase
-        if match is not None and (match.url_name or "").startswith(API_ROUTE_PREFIX):
-            response = error_response(503, "unavailable", text)
-        else:
-            response = HttpResponse(text, status=503, content_type="text/plain; charset=utf-8")
+        response = _answer(request, 503, "unavailable", text)
         response["Retry-After"] = str(seconds)
         return response
+
+
+def _answer(request: HttpRequest, status: int, code: str, text: str) -> HttpResponseBase:
+    """The API's JSON error shape for the API, text for a page or an htmx request."""
+    match = request.resolver_match
+    if match is not None and (match.url_name or "").startswith(API_ROUTE_PREFIX):
+        return error_response(status, code, text)
+    return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")

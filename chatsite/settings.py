@@ -12,6 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from dotenv import load_dotenv
 
+from chatsite.database_url import database_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Real environment variables win over `.env`, so CI and `./run` can override it.
@@ -157,9 +159,13 @@ TEMPLATES = [
 ]
 
 # SQLite by default; the path can move (tests use a file-backed database so
-# the live server and the test share it).
+# the live server and the test share it). DATABASE_URL selects PostgreSQL instead
+# (chatsite.database_url).
+DATABASE_URL = env_str("DATABASE_URL")
 DATABASES = {
-    "default": {
+    "default": database_settings(DATABASE_URL)
+    if DATABASE_URL
+    else {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env_str("SQLITE_PATH") or str(BASE_DIR / "db.sqlite3"),
         "OPTIONS": {

@@ -61,6 +61,8 @@ def role_list_active(*, language: str | None = None) -> list[RoleSummary]:
 
 
 def role_get_active(*, slug: str) -> Role | None:
+    if "\x00" in str(slug):  # no slug holds one, and PostgreSQL refuses to compare text with it
+        return None
     return Role.objects.filter(slug=slug, is_active=True).first()
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -125,6 +125,43 @@ def builtin_roles(db) -> None:
     role_load_builtins()
 
 
+# The database the suite runs on this time (tests/environment.py).
+ON_POSTGRES = os.environ.get("CHATSITE_TEST_DATABASE") == "postgres"
+# What only one of them has: SQLite's search indexes and triggers, PostgreSQL's pg_trgm.
+sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="SQLite's own (the suite's run on SQLite checks it)")
+postgres_only = pytest.mark.skipif(
+    not ON_POSTGRES, reason="PostgreSQL's own (the suite's run on it checks it)"
+)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's, and on PostgreSQL, before it drops the test database: the sessions
+    still open on it end. Each thread keeps its connection (chatsite.database_url), and
+    the threads of the suite's event loops and of the database writer outlive their tests;
+    PostgreSQL refuses to drop a database with sessions."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    import psycopg
+
+    database = connection.settings_dict
+    with django_db_blocker.unblock():
+        connection.close()
+        with psycopg.connect(
+            host=database["HOST"],
+            port=database["PORT"],
+            user=database["USER"],
+            dbname="postgres",
+            autocommit=True,
+        ) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                [database["NAME"]],
+            )
+
+
 def make_user(username: str) -> User:
     user: User = get_user_model().objects.create_user(username=username, password=PASSWORD)
     return user
@@ -154,7 +191,7 @@ def _busy_timeout(milliseconds: int) -> None:
 
 
 @contextmanager
-def database_write_locked() -> Iterator[None]:
+def _sqlite_write_locked() -> Iterator[None]:
     """Another connection holds SQLite's write lock, and the connections that write wait
     for it 50 ms instead of their 20 s: this thread's, and the database writer thread's
     (conversations.db), where async views write."""
@@ -169,6 +206,41 @@ def database_write_locked() -> Iterator[None]:
         holder.close()
         for set_timeout in (_busy_timeout, async_to_sync(in_write_thread(_busy_timeout))):
             set_timeout(20_000)
+
+
+@contextmanager
+def _postgres_write_locked() -> Iterator[None]:
+    """Another session holds the conversations' and messages' tables against writes (reads
+    go on), and every session waits for a lock 50 ms at most (the suite's own server is a
+    throwaway one: its configuration is the suite's to change)."""
+    import psycopg
+
+    database = connection.settings_dict
+    with psycopg.connect(
+        host=database["HOST"],
+        port=database["PORT"],
+        user=database["USER"],
+        dbname=database["NAME"],
+        autocommit=True,
+    ) as holder:
+        holder.execute("ALTER SYSTEM SET lock_timeout = '50ms'")
+        holder.execute("SELECT pg_reload_conf()")
+        time.sleep(0.2)  # each session reads it again before its next statement, once signalled
+        try:
+            with holder.transaction():
+                holder.execute(
+                    "LOCK TABLE conversations_conversation, conversations_message IN EXCLUSIVE MODE"
+                )
+                yield
+        finally:
+            holder.execute("ALTER SYSTEM RESET lock_timeout")
+            holder.execute("SELECT pg_reload_conf()")
+
+
+def database_write_locked() -> AbstractContextManager[None]:
+    """While it is held, a write to a conversation or message fails as it does on a busy
+    database: after a short wait, with the database's own error."""
+    return _sqlite_write_locked() if connection.vendor == "sqlite" else _postgres_write_locked()
 
 
 async def wait_for_reply(reply_id: int, within: float = 10.0) -> Message:
@@ -226,6 +298,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+def server_database_env() -> dict[str, str]:
+    """What points a server process at the test database (made by pytest-django)."""
+    database = django_settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        return {"SQLITE_PATH": str(database["NAME"])}
+    user, host, port, name = database["USER"], database["HOST"], database["PORT"], database["NAME"]
+    return {"DATABASE_URL": f"postgres://{user}@{host}:{port}/{name}"}
+
+
 @pytest.fixture
 def app_servers(transactional_db, fake_openai: FakeOpenAI, builtin_roles) -> Iterator[Callable[..., LiveApp]]:
     """Start daphne processes serving chatsite.asgi on the test database, Redis and provider."""
@@ -236,7 +317,7 @@ def app_servers(transactional_db, fake_openai: FakeOpenAI, builtin_roles) -> Ite
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-            "SQLITE_PATH": str(django_settings.DATABASES["default"]["NAME"]),
+            **server_database_env(),
             "OPENAI_BASE_URL": fake_openai.base_url,
             "OPENAI_API_KEY": "test-key",
             "OPENAI_MODEL": "fake-model",

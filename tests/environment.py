@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from chatsite.embedded_postgres import PostgresServer
 from chatsite.embedded_redis import EmbeddedRedis
 
 _redis: EmbeddedRedis | None = None
+_postgres: PostgresServer | None = None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -26,6 +28,14 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
         os.environ["CHATSITE_TEST_REDIS_URL"] = _redis.url
     # The suite never touches a Redis the developer uses for something else.
     os.environ["REDIS_URL"] = os.environ["CHATSITE_TEST_REDIS_URL"]
+    # CHATSITE_TEST_DATABASE=postgres: the suite on a throwaway PostgreSQL (`./run test`
+    # runs it on SQLite, then so); pytest-django makes its test database there.
+    # Empty rather than absent: a DATABASE_URL in the developer's .env is not read either.
+    os.environ["DATABASE_URL"] = ""
+    if os.environ.get("CHATSITE_TEST_DATABASE") == "postgres":
+        global _postgres
+        _postgres = PostgresServer().start()
+        os.environ["DATABASE_URL"] = _postgres.url
     var = Path(__file__).resolve().parent.parent / "var"
     var.mkdir(exist_ok=True)
     # One database file per run: two runs at once (two checkouts' worth of work on
@@ -46,6 +56,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _redis is not None:
         _redis.stop()
+    if _postgres is not None:
+        _postgres.stop()
     # Server processes leave SQLite's WAL side files behind the deleted test database.
     for leftover in Path(os.environ["SQLITE_TEST_PATH"]).parent.glob(
         Path(os.environ["SQLITE_TEST_PATH"]).name + "*"

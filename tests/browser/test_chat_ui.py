@@ -124,8 +124,16 @@ def test_every_message_can_be_copied(live_app, fake_openai, browser, csp_violati
     page.locator(".msg-user").first.locator(".copy").click()
     expect(page.locator(".msg-user").first.locator(".copy")).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == "First question"
-    # Regenerate stays on the last turn only.
-    expect(page.locator(".regenerate:visible")).to_have_count(1)
+    # Regenerate on every reply (a new branch from there); an earlier reply's shows on
+    # hover or focus, the last one's always.
+    regenerate = page.locator(".regenerate")
+    expect(regenerate).to_have_count(2)
+    page.evaluate("document.activeElement.blur()")
+    page.locator("#message-input").hover()
+    expect(regenerate.first).to_have_css("opacity", "0")
+    expect(regenerate.last).to_have_css("opacity", "1")
+    first_reply.hover()
+    expect(regenerate.first).to_have_css("opacity", "1")
     assert csp_violations == []
 
 

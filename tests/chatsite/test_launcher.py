@@ -34,6 +34,7 @@ def start_launcher(
         {
             "API_PORT": str(port),
             "SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+            "DATABASE_URL": "",  # its own SQLite file, in the suite's run on PostgreSQL too
             "OPENAI_BASE_URL": "",
             "OPENAI_API_KEY": "",
             "CHATSITE_LOCAL_MODEL": "off",  # the local model has its own tests
@@ -110,6 +111,7 @@ MANAGE_ENTRIES = {"run-manage": ["-m", "chatsite.launcher", "manage"], "manage.p
 def run_manage(tmp_path: Path, *args: str, entry: str = "run-manage") -> str:
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env["SQLITE_PATH"] = str(tmp_path / "db.sqlite3")
+    env["DATABASE_URL"] = ""
     result = subprocess.run(
         [sys.executable, *MANAGE_ENTRIES[entry], *args],
         cwd=BASE_DIR,
@@ -158,6 +160,7 @@ def no_provider(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.setenv(name, "")  # recorded, so undone even when it was not set
         monkeypatch.delenv(name)
     monkeypatch.setenv("SQLITE_PATH", str(tmp_path / "db.sqlite3"))
+    monkeypatch.setenv("DATABASE_URL", "")
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,7 @@ def _production_app(tmp_path: Path, **extra_env: str) -> Iterator[int]:
         "ALLOWED_HOSTS": "127.0.0.1",
         "REDIS_URL": redis.url,
         "SQLITE_PATH": str(tmp_path / "db.sqlite3"),
+        "DATABASE_URL": "",
         "CHATSITE_LOCAL_MODEL": "off",
         **extra_env,
     }

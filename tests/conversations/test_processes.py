@@ -6,7 +6,9 @@ import http.client
 import json
 import re
 import signal
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import pytest
@@ -24,18 +26,26 @@ from tests.fake_openai import Reply
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def open_stream(app, token: str, session_id: str, message: str):
-    """POST /chat/stream; returns the connection and its response, ready to read events."""
+def post_stream(app, token: str, session_id: str, message: str, barrier: threading.Barrier | None = None):
+    """POST /chat/stream (once the other caller at `barrier` is ready too); returns the
+    connection and its response."""
     address = urlparse(app.url)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=20)
     body = json.dumps({"session_id": session_id, "message": message})
+    if barrier is not None:
+        barrier.wait()
     connection.request(
         "POST",
         "/chat/stream",
         body=body,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
-    response = connection.getresponse()
+    return connection, connection.getresponse()
+
+
+def open_stream(app, token: str, session_id: str, message: str):
+    """POST /chat/stream; returns the connection and its response, ready to read events."""
+    connection, response = post_stream(app, token, session_id, message)
     assert response.status == 200
     return connection, response
 
@@ -383,3 +393,32 @@ async def test_an_idle_chat_socket_stays_open(app_servers):
         written.seek(logged_before)
         logged = written.read().decode(errors="replace")
     assert "Traceback" not in logged and "TimeoutError" not in logged
+
+
+def _stream_status(app, token: str, session_id: str, message: str, barrier: threading.Barrier) -> int:
+    """POST /chat/stream the moment the other caller does; its status, once the answer ends."""
+    connection, response = post_stream(app, token, session_id, message, barrier)
+    try:
+        response.read()  # a refusal's JSON, or the whole stream
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_two_servers_racing_for_a_conversations_reply_start_exactly_one(app_servers, fake_openai):
+    _alice, raw, conversation = alice_with_conversation()
+    server_a, server_b = app_servers(), app_servers()
+    fake_openai.queue_reply(Reply(tokens=[f"w{n} " for n in range(20)], delay=0.05))
+    barrier = threading.Barrier(2)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        racing = [
+            pool.submit(_stream_status, server, raw, str(conversation.pk), f"from {name}", barrier)
+            for name, server in (("A", server_a), ("B", server_b))
+        ]
+        statuses = sorted(future.result(timeout=30) for future in racing)
+
+    assert statuses == [200, 409]
+    saved = list(Message.objects.filter(conversation=conversation).values_list("author", "status"))
+    assert saved == [("user", "complete"), ("assistant", "complete")]
+    assert len(fake_openai.requests) == 1
