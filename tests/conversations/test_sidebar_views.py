@@ -139,9 +139,14 @@ def test_archiving_the_open_conversation_updates_its_heading(alice_client, alice
 
 
 def test_the_list_loads_its_next_page_when_it_scrolls_to_the_end(alice_client, alice):
-    # A tenth of a second apart: all of them today, unless the test runs in the first
-    # seconds after midnight (86 s apart, it failed in the first 76 minutes).
-    made = [aged(conversation_create(owner=alice, title=f"c{n}"), n / 864_000) for n in range(PAGE_SIZE + 3)]
+    # A tenth of a second apart, from one moment: all of them today, unless the test runs
+    # in the first seconds after midnight (86 s apart, it failed in the first 76 minutes),
+    # and in order however long each takes to make (from each one's own moment, a busy
+    # CI machine on PostgreSQL took over 0.1 s for one and put two in the wrong order).
+    now = timezone.now()
+    made = [conversation_create(owner=alice, title=f"c{n}") for n in range(PAGE_SIZE + 3)]
+    for n, conversation in enumerate(made):
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=now - timedelta(seconds=n / 10))
 
     page = alice_client.get("/").content.decode()
     more = re.search(r'hx-get="(/conversations/\?before_at=[^"]+)" hx-trigger="intersect once"', page)
