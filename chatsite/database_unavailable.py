@@ -14,9 +14,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.utils.translation import gettext as _
 
 from conversations.api_base import error_response
+from conversations.errors import database_busy_message
 from conversations.metrics import DATABASE_ERRORS
 
 # The API's routes are named so (conversations.api_urls).
@@ -42,10 +42,8 @@ class DatabaseUnavailableMiddleware:
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
         DATABASE_ERRORS.labels("request").inc()
-        seconds = settings.CHAT_RETRY_AFTER_SECONDS
-        text = _("Chatsite's database is busy. Try again in %(seconds)s s.") % {"seconds": seconds}
-        response = _answer(request, 503, "unavailable", text)
-        response["Retry-After"] = str(seconds)
+        response = _answer(request, 503, "unavailable", database_busy_message())
+        response["Retry-After"] = str(settings.CHAT_RETRY_AFTER_SECONDS)
         return response
 
 

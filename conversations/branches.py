@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from conversations.errors import ChatError
 from conversations.models import Conversation, Message
 from conversations.owners import User
-from conversations.selectors import conversation_get
+from conversations.selectors import conversation_get, message_streaming
 
 # Set aside before anything was: messages from before the tree (migration 0022).
 NEVER = datetime.min.replace(tzinfo=UTC)
@@ -77,7 +77,7 @@ def branch_select(*, owner: User, conversation_id: object, message_id: int) -> M
     not the owner's, and ChatError while a reply is being written."""
     conversation = conversation_get(owner=owner, conversation_id=conversation_id)
     chosen = conversation.messages.get(pk=message_id)
-    if conversation.messages.filter(status=Message.Status.STREAMING).exists():
+    if message_streaming(conversation=conversation) is not None:
         raise ChatError(
             _("A reply is still being written. Wait for it, or stop it first."), code="reply_in_progress"
         )

@@ -25,6 +25,7 @@ from conversations import hub, replylog, sending, services, titles
 from conversations.announce import conversation_group
 from conversations.branches import branch_select
 from conversations.db import in_thread, in_write_thread
+from conversations.errors import database_busy_message
 from conversations.metrics import DATABASE_ERRORS
 from conversations.models import Conversation, Message
 from conversations.rendering import ReplyStream
@@ -204,10 +205,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except (OperationalError, InterfaceError):
             # Locked past its wait, or down: it passes (chatsite.database_unavailable).
             DATABASE_ERRORS.labels("socket").inc()
-            await self.send_error(
-                _("Chatsite's database is busy. Try again in %(seconds)s s.")
-                % {"seconds": settings.CHAT_RETRY_AFTER_SECONDS}
-            )
+            await self.send_error(database_busy_message())
 
     async def sync(self, data: dict[str, Any]) -> None:
         """A page (re)connected: bring it up to date with its conversation.

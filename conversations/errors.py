@@ -1,5 +1,8 @@
 """The one error a user is shown as is: raised by the services, answered by every caller."""
 
+from django.conf import settings
+from django.utils.translation import gettext as _
+
 
 class ChatError(Exception):
     """A user mistake or a refused request; `message` is shown to the user as is."""
@@ -9,3 +12,11 @@ class ChatError(Exception):
         self.message = message
         self.code = code
         self.retry_after = retry_after  # seconds, for limits
+
+
+def database_busy_message() -> str:
+    """What a request or socket message that found the database locked or down is told
+    (chatsite.database_unavailable, conversations.consumers)."""
+    return _("Chatsite's database is busy. Try again in %(seconds)s s.") % {
+        "seconds": settings.CHAT_RETRY_AFTER_SECONDS
+    }
