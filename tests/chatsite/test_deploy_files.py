@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
 
+from chatsite.database_url import database_settings
 from tests.chatsite.test_settings import _production_app, get
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -97,6 +98,35 @@ def test_the_database_and_images_live_on_the_volume():
     assert dockerfile()["VOLUME"] == ["/data"]
     assert env["SQLITE_PATH"].startswith("/data/") and env["MEDIA_ROOT"].startswith("/data/")
     assert app["volumes"] == ["data:/data"]
+    assert app["environment"]["MEDIA_ROOT"].startswith("/data/")
+
+
+def test_compose_runs_the_app_on_its_postgresql_with_the_password_it_gives_it():
+    services = compose()["services"]
+    url = services["app"]["environment"]["DATABASE_URL"]
+    postgres = services["postgres"]
+    given = re.sub(r"\$\{POSTGRES_PASSWORD:\?[^}]*\}", "s3cret", url)  # as compose fills it in
+    database = database_settings(given)
+
+    assert "SQLITE_PATH" not in services["app"]["environment"]  # DATABASE_URL decides alone
+    assert ":${POSTGRES_PASSWORD:?" in url
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD}"
+    assert (database["HOST"], database["PORT"], database["PASSWORD"]) == ("postgres", "5432", "s3cret")
+    assert database["USER"] == postgres["environment"]["POSTGRES_USER"]
+    assert database["NAME"] == postgres["environment"]["POSTGRES_DB"]
+    assert services["app"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_compose_keeps_postgresql_on_a_volume_and_checks_it_is_ready():
+    postgres = compose()["services"]["postgres"]
+    check = postgres["healthcheck"]["test"]
+
+    assert postgres["volumes"] == ["db:/var/lib/postgresql/data"]
+    assert "db" in compose()["volumes"]
+    assert check[:2] == ["CMD", "pg_isready"]
+    assert check[check.index("--username") + 1] == postgres["environment"]["POSTGRES_USER"]
+    assert check[check.index("--dbname") + 1] == postgres["environment"]["POSTGRES_DB"]
+    assert "UTF8" in postgres["environment"]["POSTGRES_INITDB_ARGS"]  # Chinese in search
 
 
 def test_redis_in_compose_needs_the_password_the_app_is_given():

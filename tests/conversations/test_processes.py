@@ -1,78 +1,33 @@
-"""Replies across real daphne processes: shutdown, crash, and two servers sharing Redis."""
+"""Replies across real daphne processes: shutdown, crash and drain, a Redis restart, an
+idle socket (two servers at once: test_two_hosts.py)."""
 
 import asyncio
-import html
 import http.client
 import json
-import re
 import signal
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
 import pytest
-import websockets
 from asgiref.sync import sync_to_async
 
 from chatsite.embedded_redis import EmbeddedRedis
 from conversations import replylog
 from conversations.models import Message
 from conversations.services import conversation_create
-from conversations.tokens import api_token_create
 from tests.conftest import ARTIFACTS, make_user, session_cookie_for
 from tests.fake_openai import Reply
+from tests.live import (
+    alice_with_conversation,
+    open_stream,
+    read_chunks,
+    read_events,
+    read_text,
+    socket,
+    wait_for_status,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def post_stream(app, token: str, session_id: str, message: str, barrier: threading.Barrier | None = None):
-    """POST /chat/stream (once the other caller at `barrier` is ready too); returns the
-    connection and its response."""
-    address = urlparse(app.url)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=20)
-    body = json.dumps({"session_id": session_id, "message": message})
-    if barrier is not None:
-        barrier.wait()
-    connection.request(
-        "POST",
-        "/chat/stream",
-        body=body,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    return connection, connection.getresponse()
-
-
-def open_stream(app, token: str, session_id: str, message: str):
-    """POST /chat/stream; returns the connection and its response, ready to read events."""
-    connection, response = post_stream(app, token, session_id, message)
-    assert response.status == 200
-    return connection, response
-
-
-def read_chunks(response: http.client.HTTPResponse, count: int) -> list[str]:
-    chunks: list[str] = []
-    while len(chunks) < count:
-        line = response.readline().decode()
-        if line.startswith("data: "):
-            chunks.append(json.loads(line[6:])["content"])
-    return chunks
-
-
-def wait_for_status(reply_id: int, status: str, within: float = 10.0) -> Message:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        reply = Message.objects.get(pk=reply_id)
-        if reply.status == status:
-            return reply
-        time.sleep(0.1)
-    raise AssertionError(f"reply {reply_id} is {Message.objects.get(pk=reply_id).status}, not {status}")
-
-
-def alice_with_conversation():
-    alice = make_user("alice")
-    _token, raw = api_token_create(user=alice, name="test")
-    return alice, raw, conversation_create(owner=alice)
 
 
 def test_sigterm_mid_reply_saves_the_partial_text_as_interrupted(app_servers, fake_openai):
@@ -116,14 +71,6 @@ def test_after_a_crash_the_next_start_marks_the_reply_interrupted_with_its_check
     assert saved.content.startswith("w0 w1 ")
 
 
-def read_text(response: http.client.HTTPResponse, text: str) -> None:
-    """Read SSE chunks until their text is `text` (frames may carry several tokens)."""
-    shown = ""
-    while shown != text:
-        assert text.startswith(shown), f"{shown!r} is not a beginning of {text!r}"
-        shown += read_chunks(response, 1)[0]
-
-
 def wait_for_lease_to_expire(conversation_id: object, within: float = 10.0) -> None:
     deadline = time.monotonic() + within
     while replylog.active_held(conversation_ids=[conversation_id]):
@@ -139,60 +86,6 @@ def wait_for_checkpoint(reply_id: int) -> str:
             return content
         time.sleep(0.05)
     raise AssertionError("no checkpoint was written")
-
-
-# --- Two servers, one Redis ---------------------------------------------------------
-
-# A streamed frame: the Markdown blocks finished since the last frame go before the
-# reply's tail, and the unfinished tail is replaced (templates/chat/frames/delta.html).
-DONE = re.compile(
-    r'<div hx-swap-oob="beforebegin:#msg-\d+-tail">(.*?)</div>\s*<div hx-swap-oob="innerHTML', re.S
-)
-TAIL = re.compile(r'<div hx-swap-oob="innerHTML:#msg-\d+-tail">(.*?)</div>\s*<input', re.S)
-
-
-def _text(fragment: str) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", " ", fragment))
-
-
-SEEN = re.compile(r'id="stop-seen" value="(\d+)"')
-
-
-async def socket(app, cookie: str, conversation_id):
-    address = urlparse(app.url)
-    return await websockets.connect(
-        f"ws://{address.netloc}/ws/chat/{conversation_id}/",
-        additional_headers={"Cookie": cookie, "Origin": f"http://{address.netloc}"},
-    )
-
-
-async def test_a_tab_on_another_server_watches_and_stops_a_reply(app_servers, fake_openai):
-    server_a, server_b = await sync_to_async(app_servers)(), await sync_to_async(app_servers)()
-    alice = await sync_to_async(make_user)("alice")
-    cookie = await sync_to_async(session_cookie_for)(alice)
-    conversation = await sync_to_async(conversation_create)(owner=alice)
-    fake_openai.queue_reply(Reply(tokens=[f"word{n} " for n in range(200)], delay=0.02))
-    tab_a = await socket(server_a, cookie, conversation.pk)
-    tab_b = await socket(server_b, cookie, conversation.pk)
-
-    await tab_a.send(json.dumps({"action": "send", "message": "go", "conversation": str(conversation.pk)}))
-    done, tail, seen = "", "", 0
-    while len((done + tail).split()) < 5:  # tab B follows the reply written by server A
-        frame = str(await asyncio.wait_for(tab_b.recv(), 10))
-        done += "".join(_text(block) for block in DONE.findall(frame))
-        tail = _text(TAIL.findall(frame)[-1]) if TAIL.search(frame) else tail
-        seen = int(SEEN.findall(frame)[-1]) if SEEN.search(frame) else seen
-    shown = done + tail
-    await tab_b.send(json.dumps({"action": "stop", "conversation": str(conversation.pk), "seen": str(seen)}))
-    while "status-stopped" not in str(await asyncio.wait_for(tab_b.recv(), 10)):
-        pass
-    await tab_a.close()
-    await tab_b.close()
-
-    reply = await Message.objects.aget(conversation=conversation, author="assistant")
-    assert reply.status == Message.Status.STOPPED
-    assert reply.content.split() == shown.split()  # exactly what tab B had on screen
-    assert len(fake_openai.requests) == 1
 
 
 def _get(app, path: str, cookie: str) -> int:
@@ -237,18 +130,6 @@ def test_a_redis_restart_keeps_users_signed_in_and_chatting(app_servers, fake_op
         assert _get(app, "/", cookie) == 200
     finally:
         redis.stop()
-
-
-def read_events(response: http.client.HTTPResponse) -> list[dict]:
-    """Every event until the stream ends (or the connection is cut)."""
-    events: list[dict] = []
-    try:
-        while line := response.readline():
-            if line.startswith(b"data: "):
-                events.append(json.loads(line[6:]))
-    except (http.client.IncompleteRead, ConnectionError):
-        pass
-    return events
 
 
 def test_sigterm_gives_every_stream_its_end_and_saves_what_it_was_sent(app_servers, fake_openai):
@@ -376,11 +257,7 @@ async def test_an_idle_chat_socket_stays_open(app_servers):
     cookie = await sync_to_async(session_cookie_for)(alice)
     log = ARTIFACTS / "daphne.log"
     logged_before = log.stat().st_size
-    address = urlparse(app.url)
-    tab = await websockets.connect(
-        f"ws://{address.netloc}/ws/chat/",
-        additional_headers={"Cookie": cookie, "Origin": f"http://{address.netloc}"},
-    )
+    tab = await socket(app, cookie)
 
     with pytest.raises(TimeoutError):  # nothing arrives, and above all no close
         await asyncio.wait_for(tab.recv(), 60)
@@ -393,32 +270,3 @@ async def test_an_idle_chat_socket_stays_open(app_servers):
         written.seek(logged_before)
         logged = written.read().decode(errors="replace")
     assert "Traceback" not in logged and "TimeoutError" not in logged
-
-
-def _stream_status(app, token: str, session_id: str, message: str, barrier: threading.Barrier) -> int:
-    """POST /chat/stream the moment the other caller does; its status, once the answer ends."""
-    connection, response = post_stream(app, token, session_id, message, barrier)
-    try:
-        response.read()  # a refusal's JSON, or the whole stream
-        return response.status
-    finally:
-        connection.close()
-
-
-def test_two_servers_racing_for_a_conversations_reply_start_exactly_one(app_servers, fake_openai):
-    _alice, raw, conversation = alice_with_conversation()
-    server_a, server_b = app_servers(), app_servers()
-    fake_openai.queue_reply(Reply(tokens=[f"w{n} " for n in range(20)], delay=0.05))
-    barrier = threading.Barrier(2)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        racing = [
-            pool.submit(_stream_status, server, raw, str(conversation.pk), f"from {name}", barrier)
-            for name, server in (("A", server_a), ("B", server_b))
-        ]
-        statuses = sorted(future.result(timeout=30) for future in racing)
-
-    assert statuses == [200, 409]
-    saved = list(Message.objects.filter(conversation=conversation).values_list("author", "status"))
-    assert saved == [("user", "complete"), ("assistant", "complete")]
-    assert len(fake_openai.requests) == 1
