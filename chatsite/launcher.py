@@ -114,7 +114,7 @@ def manage(args: list[str]) -> int:
         # The running app's local model: `chat` and `llm_check` talk to it like any provider.
         os.environ.update({key: value for key, value in running.items() if key != "REDIS_URL"})
     redis: EmbeddedRedis | None = None
-    if not os.environ.get("REDIS_URL", "").strip():
+    if not _redis_configured():
         shared = running.get("REDIS_URL", "")
         if EmbeddedRedis.is_ours(shared):
             os.environ["REDIS_URL"] = shared
@@ -179,6 +179,11 @@ def _keep_alive(redis: EmbeddedRedis) -> None:
             print(f"  Could not restart the embedded Redis: {exc}", flush=True)
 
 
+def _redis_configured() -> bool:
+    """A Redis of the operator's (REDIS_URL, or the sentinels' master): none embedded."""
+    return bool(os.environ.get("REDIS_URL", "").strip() or os.environ.get("REDIS_SENTINELS", "").strip())
+
+
 def _without_password(url: str) -> str:
     """The URL as printed: a password in it (redis://:secret@host) shown as ***."""
     return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
@@ -187,7 +192,11 @@ def _without_password(url: str) -> str:
 def serve() -> int:
     raise_open_files_limit()
     redis: EmbeddedRedis | None = None
-    if os.environ.get("REDIS_URL", "").strip():
+    if os.environ.get("REDIS_SENTINELS", "").strip():
+        redis_label = (
+            f"the master that the sentinels {os.environ['REDIS_SENTINELS'].strip()} name (REDIS_SENTINELS)"
+        )
+    elif os.environ.get("REDIS_URL", "").strip():
         redis_label = f"{_without_password(os.environ['REDIS_URL'])} (REDIS_URL)"
     else:
         redis = _embedded_redis()

@@ -13,6 +13,7 @@ from django.utils.csp import CSP
 from dotenv import load_dotenv
 
 from chatsite.database_url import database_settings
+from chatsite.redis_url import cache_settings, sentinel_addresses, sentinel_master_checked
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -188,22 +189,39 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache, session store, channel layer, reply streams -------------
 # `./run` and the test suite start an embedded real Redis and set REDIS_URL.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# High availability: the sentinels ("host:port,host:port") that name the master of the
+# service REDIS_SENTINEL_MASTER. Every client asks them and follows a failover; REDIS_URL
+# then gives only the scheme, username, password and database (chatsite.redis_url).
+REDIS_SENTINELS = sentinel_addresses(env_list("REDIS_SENTINELS", []))
+REDIS_SENTINEL_MASTER = sentinel_master_checked(env_str("REDIS_SENTINEL_MASTER", "mymaster"))
+# How every client reaches the sentinels themselves: a sentinel answers at once or is down.
+REDIS_SENTINEL_KWARGS = {
+    "password": env_str("REDIS_SENTINEL_PASSWORD") or None,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 2,
+    "driver_info": None,
+}
 
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "chatsite"),
-        "OPTIONS": {
-            "SOCKET_CONNECT_TIMEOUT": 2,
-            "SOCKET_TIMEOUT": 2,
-            # A Redis outage degrades the cache to misses instead of 500s; the
-            # sessions then come from the database (cached_db).
-            "IGNORE_EXCEPTIONS": True,
-            # No CLIENT SETINFO: redis-py reads its version from the package metadata for
-            # every new connection (~0.3 ms of CPU) only to send it.
-            "CONNECTION_POOL_KWARGS": {"driver_info": None},
-        },
+        **cache_settings(
+            REDIS_URL,
+            sentinels=REDIS_SENTINELS,
+            master=REDIS_SENTINEL_MASTER,
+            sentinel_kwargs=REDIS_SENTINEL_KWARGS,
+            options={
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+                # A Redis outage degrades the cache to misses instead of 500s; the
+                # sessions then come from the database (cached_db).
+                "IGNORE_EXCEPTIONS": True,
+                # No CLIENT SETINFO: redis-py reads its version from the package metadata for
+                # every new connection (~0.3 ms of CPU) only to send it.
+                "CONNECTION_POOL_KWARGS": {"driver_info": None},
+            },
+        ),
     }
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
@@ -223,7 +241,8 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             "hosts": [
                 {
-                    "address": REDIS_URL,
+                    # No address: the layer's pool goes to REDIS_URL's server or the
+                    # sentinels' master, as the reply engine's does (chatsite.channel_layer).
                     # channels-redis waits for a socket's messages with a 5 s BZPOPMIN;
                     # redis-py's default 5 s read timeout fired first, and every idle
                     # chat socket was closed with 1011 every few seconds.

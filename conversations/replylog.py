@@ -21,6 +21,12 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from django.conf import settings
 from django_redis import get_redis_connection
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 from redis.commands.core import AsyncScript
 
 START = "0"
@@ -91,6 +97,48 @@ _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]"
 _clients = weakref.WeakKeyDictionary()
 
 
+class BlockingSentinelConnectionPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """The sentinels' master, with BlockingConnectionPool's wait for a free connection:
+    redis-py has the two only apart. SentinelConnectionPool adds where to connect (asked
+    of the sentinels at each new connection); the blocking pool, how to lend them."""
+
+
+_sentinels: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Sentinel]"
+_sentinels = weakref.WeakKeyDictionary()
+
+
+def _sentinels_client() -> Sentinel:
+    """The loop's client of the sentinels, shared by its pools: one of its own for each
+    pool (a reader's is made and closed again and again) would leave its connections to
+    the sentinels open behind it."""
+    loop = asyncio.get_running_loop()
+    existing = _sentinels.get(loop)
+    if existing is None:
+        existing = Sentinel(settings.REDIS_SENTINELS, sentinel_kwargs=settings.REDIS_SENTINEL_KWARGS)
+        _sentinels[loop] = existing
+    return existing
+
+
+def pool_create(**options: Any) -> aioredis.ConnectionPool:
+    """A pool of connections to the Redis master: REDIS_URL's server, or the server the
+    sentinels name (REDIS_SENTINELS) now. A command waits up to REDIS_POOL_TIMEOUT for a
+    free connection. The one place async clients are made (channel layer included)."""
+    if not settings.REDIS_SENTINELS:
+        return aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, timeout=settings.REDIS_POOL_TIMEOUT, **options
+        )
+    tls = settings.REDIS_URL.startswith("rediss://")
+    return BlockingSentinelConnectionPool.from_url(
+        settings.REDIS_URL,
+        service_name=settings.REDIS_SENTINEL_MASTER,
+        sentinel_manager=_sentinels_client(),
+        # Given none, from_url would pick a plain connection to the URL's host.
+        connection_class=SentinelManagedSSLConnection if tls else SentinelManagedConnection,
+        timeout=settings.REDIS_POOL_TIMEOUT,
+        **options,
+    )
+
+
 def _connection_options() -> dict[str, Any]:
     return {
         # No CLIENT SETINFO: redis-py looks its own version up in the package metadata
@@ -108,13 +156,9 @@ def client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     existing = _clients.get(loop)
     if existing is None:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
-            max_connections=settings.REDIS_POOL_SIZE,
-            timeout=settings.REDIS_POOL_TIMEOUT,
-            **_connection_options(),
+        existing = aioredis.Redis.from_pool(
+            pool_create(max_connections=settings.REDIS_POOL_SIZE, **_connection_options())
         )
-        existing = aioredis.Redis.from_pool(pool)
         _clients[loop] = existing
     return existing
 
@@ -125,9 +169,13 @@ def reader_client(*, block_seconds: float, name: str) -> aioredis.Redis:
     options = _connection_options()
     # Longer than the block, so a quiet log is not a timeout.
     options["socket_timeout"] = block_seconds + settings.REDIS_SOCKET_TIMEOUT
-    return aioredis.Redis.from_url(
-        settings.REDIS_URL, single_connection_client=True, client_name=name, **options
+    reader = aioredis.Redis(
+        connection_pool=pool_create(max_connections=1, client_name=name, **options),
+        single_connection_client=True,
     )
+    # Its pool is its own: closed with it, as Redis.from_url's would be.
+    reader.auto_close_connection_pool = True
+    return reader
 
 
 # --- Reading ----------------------------------------------------------------------

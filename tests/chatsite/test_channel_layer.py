@@ -2,13 +2,11 @@
 
 import asyncio
 
-from django.conf import settings
-
 from chatsite.channel_layer import ChannelLayer
 
 
 async def test_commands_past_the_pool_size_wait_for_a_connection_instead_of_failing():
-    layer = ChannelLayer(hosts=[{"address": settings.REDIS_URL, "max_connections": 2}], prefix="test-pool")
+    layer = ChannelLayer(hosts=[{"max_connections": 2}], prefix="test-pool")
     channels = [await layer.new_channel() for _ in range(40)]
     try:
         await asyncio.gather(*(layer.group_add("crowd", channel) for channel in channels))

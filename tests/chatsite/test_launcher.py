@@ -108,10 +108,11 @@ def test_run_loads_the_builtin_roles_once(tmp_path):
 MANAGE_ENTRIES = {"run-manage": ["-m", "chatsite.launcher", "manage"], "manage.py": ["manage.py"]}
 
 
-def run_manage(tmp_path: Path, *args: str, entry: str = "run-manage") -> str:
+def run_manage(tmp_path: Path, *args: str, entry: str = "run-manage", **extra_env: str) -> str:
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env["SQLITE_PATH"] = str(tmp_path / "db.sqlite3")
     env["DATABASE_URL"] = ""
+    env.update(extra_env)
     result = subprocess.run(
         [sys.executable, *MANAGE_ENTRIES[entry], *args],
         cwd=BASE_DIR,
@@ -148,6 +149,12 @@ def test_manage_without_a_running_app_brings_its_own_redis_and_stops_it(tmp_path
 
     port = int(re.fullmatch(r"redis://127\.0\.0\.1:(\d+)/0", used).group(1))  # type: ignore[union-attr]
     assert not port_is_open(port)
+
+
+def test_manage_with_sentinels_starts_no_redis_of_its_own(tmp_path):
+    used = run_manage(tmp_path, "shell", "--no-imports", "-c", PRINT_REDIS, REDIS_SENTINELS="127.0.0.1:26379")
+
+    assert used.strip() == "redis://127.0.0.1:6379/0"  # the default, whose host is not used
 
 
 LOCAL_MODEL_ENV = ("OPENAI_MODEL", "CHATSITE_LOCAL_MODEL_IN_USE", "CHATSITE_LOCAL_MODEL_STATE_FILE")
