@@ -95,6 +95,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     watching: int | None = None  # the reply this socket is showing live
     group: str | None = None  # the conversation this socket shows, as a channel-layer group
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # The socket's watch is a task of its own: it ends with the socket, also when
+            # the server cancels the socket as it stops, instead of writing to a closed one.
+            if self.watch_task is not None:
+                self.watch_task.cancel()
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Everything a socket says is in its page's language. The watch task is
         # created inside this block, so it inherits the language too.

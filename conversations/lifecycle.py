@@ -23,6 +23,9 @@ from redis.exceptions import RedisError
 from conversations import generation, images, llm
 from conversations.store import reply_reap_orphans
 
+# The WebSocket close code for "the server is restarting: connect again".
+SERVICE_RESTART = 1012
+
 logger = logging.getLogger(__name__)
 
 REAP_SECONDS = 30.0
@@ -124,10 +127,43 @@ def _save_replies_before_connections_close() -> None:
         saved = defer.Deferred.fromFuture(asyncio.ensure_future(drained))
         saved.addErrback(lambda failure: logger.error("Saving replies on shutdown failed: %s", failure))
         saved.addBoth(lambda _result: kill_all_applications(self))
+        # Once nothing can write to them any more: a frame sent after the close would fail.
+        saved.addBoth(
+            lambda _result: defer.Deferred.fromFuture(asyncio.ensure_future(_sockets_told_to_reconnect(self)))
+        )
         return saved
 
     Server.kill_all_applications = kill_after_saving
     Server._chatsite_saves_replies = True
+
+
+async def _sockets_told_to_reconnect(server: Any, *, within: float = 1.0) -> None:
+    """Close every open WebSocket with 1012 (service restart) as the server stops, and
+    wait (up to `within` seconds) for the close frames to go out.
+
+    The page's socket (htmx's ws extension) reconnects after 1012, through the proxy to
+    a server still serving, and the conversation's reply being written is reattached
+    there. Daphne would drop the connections without a close frame (1006): the page
+    reconnects after that too, but a client cannot tell a restart from a broken network.
+    Twisted drops every connection as the reactor stops, with what it had not written
+    yet, so the frames must be out first.
+    """
+    from daphne.ws_protocol import WebSocketProtocol
+
+    closing = [
+        protocol
+        for protocol in list(server.connections)
+        if isinstance(protocol, WebSocketProtocol) and protocol.state == protocol.STATE_OPEN
+    ]
+    for protocol in closing:
+        # Not serverClose (autobahn's sendClose): it takes only 1000 and 3000-4999, the
+        # codes an application may send; 1012 is the server's own.
+        protocol.sendCloseFrame(code=SERVICE_RESTART, isReply=False)
+    deadline = asyncio.get_running_loop().time() + within
+    while any(protocol.state != protocol.STATE_CLOSED for protocol in closing):
+        if asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.02)
 
 
 def install_daphne_hooks() -> None:

@@ -7,10 +7,12 @@ signed-in session, a CSRF token, a user's limits and an API token.
 
 import asyncio
 import json
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import websockets
 from asgiref.sync import sync_to_async
 
 from conversations.models import Conversation, Message, UserLimit
@@ -105,6 +107,35 @@ async def test_a_reply_started_on_one_host_is_reattached_on_the_other(app_server
     assert len(on_a.words) <= len(at_reattach) < len(WORDS)  # picked up mid reply
     assert shown.words == reply.content.split()  # no gap, no word twice
     assert len(fake_openai.requests) == 1
+
+
+async def test_a_host_that_stops_tells_its_sockets_to_reconnect_and_they_reattach_on_another(
+    app_servers, fake_openai
+):
+    server_a, server_b, cookie, conversation = await _two_hosts_and_a_long_reply(app_servers, fake_openai)
+    writer = await socket(server_b, cookie, conversation.pk)  # the reply is written on host B
+    watcher = await socket(server_a, cookie, conversation.pk)
+    await writer.send(_send(conversation))
+    on_a = ShownReply()
+    while len(on_a.words) < 5:
+        on_a.add(str(await asyncio.wait_for(watcher.recv(), 10)))
+    await writer.close()  # the tab that sent it is closed; the reply goes on
+
+    server_a.process.send_signal(signal.SIGTERM)  # host A is stopped (CHATSITE_DRAIN_SECONDS=0)
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            await asyncio.wait_for(watcher.recv(), 10)
+    # The page's socket reconnects after 1012 (htmx's ws extension), and the proxy
+    # sends it to a host still serving.
+    again = await socket(server_b, cookie, conversation.pk)
+    shown = ShownReply.reattached(str(await asyncio.wait_for(again.recv(), 10)))
+    await _follow(again, shown, "status-complete")
+    await again.close()
+
+    assert watcher.close_code == 1012  # service restart: connect again
+    reply = await Message.objects.aget(conversation=conversation, author="assistant")
+    assert reply.status == Message.Status.COMPLETE
+    assert shown.words == reply.content.split() == "".join(WORDS).split()
 
 
 def _stream_status(app, token: str, session_id: str, message: str, barrier: threading.Barrier) -> int:
