@@ -193,7 +193,10 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 # service REDIS_SENTINEL_MASTER. Every client asks them and follows a failover; REDIS_URL
 # then gives only the scheme, username, password and database (chatsite.redis_url).
 REDIS_SENTINELS = sentinel_addresses(env_list("REDIS_SENTINELS", []))
-REDIS_SENTINEL_MASTER = sentinel_master_checked(env_str("REDIS_SENTINEL_MASTER", "mymaster"))
+# Checked only where it is used: an empty or odd value without sentinels stops nothing.
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER") or "mymaster"
+if REDIS_SENTINELS:
+    sentinel_master_checked(REDIS_SENTINEL_MASTER)
 # How every client reaches the sentinels themselves: a sentinel answers at once or is down.
 REDIS_SENTINEL_KWARGS = {
     "password": env_str("REDIS_SENTINEL_PASSWORD") or None,

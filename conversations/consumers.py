@@ -349,11 +349,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             async for event in hub.follow(reply_id=reply.pk, after=after, known=known):
                 if event.kind == "delta":
                     await self.send_delta(reply, stream, event.text, event.seq)
-            finished, branch = await in_thread(_finished_reply)(reply_id=reply.pk)
-            await self.send_fragment(
-                "chat/frames/finished.html",
-                {"reply": finished, "conversation": finished.conversation, "branch": branch},
-            )
+                    continue
+                # The end, sent while this socket still counts as the reply's watcher: a
+                # server stopping waits for its watchers (generation.shutdown) before it
+                # closes the sockets, so the page gets the saved reply first.
+                finished, branch = await in_thread(_finished_reply)(reply_id=reply.pk)
+                await self.send_fragment(
+                    "chat/frames/finished.html",
+                    {"reply": finished, "conversation": finished.conversation, "branch": branch},
+                )
         except Message.DoesNotExist:
             pass  # the conversation was deleted while its reply was being written
         except Exception:

@@ -124,6 +124,7 @@ def test_compose_keeps_postgresql_on_a_volume_and_checks_it_is_ready():
     assert postgres["volumes"] == ["db:/var/lib/postgresql/data"]
     assert "db" in compose()["volumes"]
     assert check[:2] == ["CMD", "pg_isready"]
+    assert check[check.index("--host") + 1] == "127.0.0.1"  # not the init server's socket
     assert check[check.index("--username") + 1] == postgres["environment"]["POSTGRES_USER"]
     assert check[check.index("--dbname") + 1] == postgres["environment"]["POSTGRES_DB"]
     assert "UTF8" in postgres["environment"]["POSTGRES_INITDB_ARGS"]  # Chinese in search

@@ -99,6 +99,34 @@ def test_a_service_name_the_url_would_lowercase_is_refused():
         sentinel_master_checked("MyMaster")
 
 
+def _settings_in_a_process(**env: str) -> subprocess.CompletedProcess[str]:
+    script = (
+        "import json, runpy; s = runpy.run_path('chatsite/settings.py');"
+        " print(json.dumps(s['REDIS_SENTINEL_MASTER']))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_an_empty_service_name_means_the_default_and_stops_nothing():
+    """.env.example writes settings as `NAME=`: an empty one is the default."""
+    empty = _settings_in_a_process(REDIS_SENTINEL_MASTER="", REDIS_SENTINELS="")
+    odd_without_sentinels = _settings_in_a_process(REDIS_SENTINEL_MASTER="Odd Name", REDIS_SENTINELS="")
+    odd_with_sentinels = _settings_in_a_process(
+        REDIS_SENTINEL_MASTER="Odd Name", REDIS_SENTINELS="127.0.0.1:26379"
+    )
+
+    assert (empty.returncode, empty.stdout.split()[-1]) == (0, '"mymaster"')
+    assert odd_without_sentinels.returncode == 0
+    assert odd_with_sentinels.returncode != 0
+    assert "REDIS_SENTINEL_MASTER must be" in odd_with_sentinels.stderr
+
+
 def test_the_cache_asks_the_sentinels_for_the_service_with_the_urls_credentials_and_database():
     cache = cache_settings(
         "redis://user:secret@ignored-host:6379/3",

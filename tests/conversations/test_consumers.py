@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import json
 import re
 
@@ -193,6 +194,27 @@ async def test_closing_the_socket_does_not_stop_the_reply(alice, builtin_roles, 
     assert saved.content == "abcd"
     await generation.wait(reply.pk)
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("reply-")]
+    await asyncio.to_thread(fake_openai.wait_for_open_streams, 0)
+
+
+async def test_a_socket_cancelled_by_the_server_takes_its_watch_with_it(alice, builtin_roles, fake_openai):
+    """As daphne cancels every socket when it stops: the socket's watch must not outlive
+    it and write to a closed connection."""
+    conversation = await acreate(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=["a", "b", "c", "d"], delay=0.2))
+    communicator, _, _ = await connect(alice)
+    await communicator.send_to(text_data=json.dumps({"message": "go", "conversation": str(conversation.pk)}))
+    await communicator.receive_from(timeout=5)
+
+    communicator.future.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await communicator.future
+
+    await asyncio.sleep(0)  # let the cancelled watcher unwind
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("watch-")]
+    reply = await Message.objects.aget(conversation=conversation, author="assistant")
+    await generation.wait(reply.pk)  # the reply itself goes on, to the end
+    assert (await wait_for_reply(reply.pk)).content == "abcd"
     await asyncio.to_thread(fake_openai.wait_for_open_streams, 0)
 
 

@@ -9,6 +9,7 @@ import time
 from urllib.parse import urlparse
 
 import pytest
+import websockets
 from asgiref.sync import sync_to_async
 
 from chatsite.embedded_redis import EmbeddedRedis
@@ -18,6 +19,7 @@ from conversations.services import conversation_create
 from tests.conftest import ARTIFACTS, make_user, session_cookie_for
 from tests.fake_openai import Reply
 from tests.live import (
+    ShownReply,
     alice_with_conversation,
     open_stream,
     read_chunks,
@@ -130,6 +132,30 @@ def test_a_redis_restart_keeps_users_signed_in_and_chatting(app_servers, fake_op
         assert _get(app, "/", cookie) == 200
     finally:
         redis.stop()
+
+
+async def test_sigterm_sends_a_chat_socket_its_saved_reply_then_closes_it_with_1012(app_servers, fake_openai):
+    app = await sync_to_async(app_servers)()
+    alice = await sync_to_async(make_user)("alice")
+    cookie = await sync_to_async(session_cookie_for)(alice)
+    conversation = await sync_to_async(conversation_create)(owner=alice)
+    fake_openai.queue_reply(Reply(tokens=[f"w{n} " for n in range(300)], delay=0.01, hang_after_tokens=20))
+    tab = await socket(app, cookie, conversation.pk)
+    await tab.send(json.dumps({"action": "send", "message": "go", "conversation": str(conversation.pk)}))
+    shown = ShownReply()
+    while len(shown.words) < 5:
+        shown.add(str(await asyncio.wait_for(tab.recv(), 10)))
+
+    app.process.send_signal(signal.SIGTERM)  # CHATSITE_DRAIN_SECONDS=0: stopped at once
+    frames = []
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            frames.append(str(await asyncio.wait_for(tab.recv(), 10)))
+
+    assert any('class="msg msg-assistant status-interrupted"' in frame for frame in frames)
+    assert tab.close_code == 1012  # service restart: the page connects again
+    reply = await Message.objects.aget(conversation=conversation, author="assistant")
+    assert reply.status == Message.Status.INTERRUPTED
 
 
 def test_sigterm_gives_every_stream_its_end_and_saves_what_it_was_sent(app_servers, fake_openai):

@@ -36,6 +36,8 @@ from tests.live import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WORDS = [f"word{n} " for n in range(200)]
+# A held reply is still being written however slow the machine: the test says when it goes on.
+HELD = 20
 
 
 def _send(conversation: Conversation, message: str = "go") -> str:
@@ -51,13 +53,16 @@ async def _follow(tab, shown: ShownReply, until: str) -> None:
             return
 
 
-async def _two_hosts_and_a_long_reply(app_servers, fake_openai) -> tuple[LiveApp, LiveApp, str, Conversation]:
-    """Two servers, Alice's session cookie and a conversation whose reply will take 4 s."""
+async def _two_hosts_and_a_long_reply(
+    app_servers, fake_openai, *, held: bool = False
+) -> tuple[LiveApp, LiveApp, str, Conversation]:
+    """Two servers, Alice's session cookie and a conversation whose reply will take 4 s,
+    or, `held`, will stop after HELD words until the test lets the model go on."""
     server_a, server_b = await sync_to_async(app_servers)(), await sync_to_async(app_servers)()
     alice = await sync_to_async(make_user)("alice")
     cookie = await sync_to_async(session_cookie_for)(alice)
     conversation = await sync_to_async(conversation_create)(owner=alice)
-    fake_openai.queue_reply(Reply(tokens=WORDS, delay=0.02))
+    fake_openai.queue_reply(Reply(tokens=WORDS, delay=0.02, hang_after_tokens=HELD if held else None))
     return server_a, server_b, cookie, conversation
 
 
@@ -86,7 +91,9 @@ async def test_a_tab_on_another_host_watches_and_stops_a_reply(app_servers, fake
 
 
 async def test_a_reply_started_on_one_host_is_reattached_on_the_other(app_servers, fake_openai):
-    server_a, server_b, cookie, conversation = await _two_hosts_and_a_long_reply(app_servers, fake_openai)
+    server_a, server_b, cookie, conversation = await _two_hosts_and_a_long_reply(
+        app_servers, fake_openai, held=True
+    )
     tab_a = await socket(server_a, cookie, conversation.pk)
     await tab_a.send(_send(conversation))
     on_a = ShownReply()
@@ -98,6 +105,7 @@ async def test_a_reply_started_on_one_host_is_reattached_on_the_other(app_server
     tab_b = await socket(server_b, cookie, conversation.pk)
     shown = ShownReply.reattached(str(await asyncio.wait_for(tab_b.recv(), 10)))
     at_reattach = shown.words
+    fake_openai.release()
     await _follow(tab_b, shown, "status-complete")
     await tab_b.close()
 
@@ -112,7 +120,9 @@ async def test_a_reply_started_on_one_host_is_reattached_on_the_other(app_server
 async def test_a_host_that_stops_tells_its_sockets_to_reconnect_and_they_reattach_on_another(
     app_servers, fake_openai
 ):
-    server_a, server_b, cookie, conversation = await _two_hosts_and_a_long_reply(app_servers, fake_openai)
+    server_a, server_b, cookie, conversation = await _two_hosts_and_a_long_reply(
+        app_servers, fake_openai, held=True
+    )
     writer = await socket(server_b, cookie, conversation.pk)  # the reply is written on host B
     watcher = await socket(server_a, cookie, conversation.pk)
     await writer.send(_send(conversation))
@@ -129,6 +139,7 @@ async def test_a_host_that_stops_tells_its_sockets_to_reconnect_and_they_reattac
     # sends it to a host still serving.
     again = await socket(server_b, cookie, conversation.pk)
     shown = ShownReply.reattached(str(await asyncio.wait_for(again.recv(), 10)))
+    fake_openai.release()
     await _follow(again, shown, "status-complete")
     await again.close()
 
