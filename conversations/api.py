@@ -197,7 +197,7 @@ async def chat_sessions(
     before = None
     if param_text(params, "before"):
         before = await in_thread(conversation_get)(owner=user, conversation_id=params["before"])
-    page = [c async for c in conversation_summaries(owner=user, limit=limit + 1, before=before, query=query)]
+    page = await in_thread(conversation_summaries)(owner=user, limit=limit + 1, before=before, query=query)
     summaries, more = page[:limit], len(page) > limit
     return ok(
         {

@@ -6,9 +6,8 @@ looked up in the trigram index (migration 0012), which finds runs of characters,
 Chinese written without spaces is found too; words of two letters or digits ("北京",
 "AI") in the pair index (migration 0019); a word of one character, or of two with a
 sign in it ("C#"), is checked among what an index found, or matched by scanning the
-owner's messages when the query has no other word. On PostgreSQL each word is matched
-with ILIKE, which pg_trgm's indexes (migration 0023) answer for words of three
-characters or more; shorter ones are checked among what those found, or scanned.
+owner's messages when the query has no other word. On PostgreSQL, see
+conversations.search_postgres.
 
 Every read here is scoped to its owner, like conversations.selectors.
 """
@@ -21,15 +20,16 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import CharField, F, FloatField, Func, Lookup, Q, QuerySet, TextField, Value
+from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from conversations import search_index
+from conversations import search_index, search_postgres
 from conversations.models import Conversation, Message
+from conversations.search_base import QUERY_MAX_CHARS, like_pattern, owned_messages, search_terms
 from conversations.search_index import index_supported
 
-QUERY_MAX_CHARS = 200
+__all__ = ["QUERY_MAX_CHARS", "search_terms"]  # the API's reads them from here
+
 # Shorter words cannot use the trigram index.
 INDEXED_MIN_CHARS = 3
 # Ranked by how well they match: this many of the newest matches (see _ranked_ids).
@@ -37,21 +37,6 @@ RANK_WINDOW = 200
 SNIPPET_CONTEXT = 60  # characters shown on each side of the first match
 INDEX_TABLE = search_index.TABLE
 PAIRS_TABLE = search_index.PAIRS_TABLE
-
-
-# Control characters (NUL ends an FTS5 string early) are spaces in a query.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def search_terms(query: str) -> list[str]:
-    """The query's words, each once (ignoring case)."""
-    terms: list[str] = []
-    seen: set[str] = set()
-    for word in _CONTROL.sub(" ", query[:QUERY_MAX_CHARS]).split():
-        if word.casefold() not in seen:
-            seen.add(word.casefold())
-            terms.append(word)
-    return terms
 
 
 def _is_pair(term: str) -> bool:
@@ -63,16 +48,6 @@ def _uses_index(terms: list[str]) -> bool:
     return index_supported(connection) and any(
         len(term) >= INDEXED_MIN_CHARS or _is_pair(term) for term in terms
     )
-
-
-def _owned_messages(owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Message]:
-    # Superseded versions are neither shown nor found; a reply's empty start holds nothing.
-    return Message.objects.filter(conversation__owner_id=owner.pk, superseded=False).exclude(content="")
-
-
-def _like(term: str) -> str:
-    """`term` as a LIKE pattern matching it anywhere (its own % and _ taken literally)."""
-    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _quoted(terms: list[str]) -> str:
@@ -98,55 +73,47 @@ def _indexed(select: str, owner: AbstractBaseUser | AnonymousUser, terms: list[s
         f"WHERE {table} MATCH %s AND c.owner_id = %s AND NOT m.superseded"
         + "".join(" AND m.content LIKE %s ESCAPE '\\'" for _term in checked)
     )
-    return sql, [_quoted(found), owner.pk, *(_like(term) for term in checked)]
-
-
-class ILike(Lookup):
-    """`column ILIKE pattern`, PostgreSQL's: its trigram indexes answer it. (Django's
-    icontains there is `UPPER(column) LIKE UPPER(...)`, which no index on the column does.)"""
-
-    lookup_name = "ilike"
-
-    def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, tuple[str | int, ...]]:
-        lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} ILIKE {rhs}", (*lhs_params, *rhs_params)
-
-
-TextField.register_lookup(ILike)
-CharField.register_lookup(ILike)
+    return sql, [_quoted(found), owner.pk, *(like_pattern(term) for term in checked)]
 
 
 def _holding(field: str, terms: list[str]) -> Q:
     """A filter for rows whose `field` holds every word, in any case."""
+    if connection.vendor == "postgresql":
+        return search_postgres.holding(field, terms)
     held = Q()
     for term in terms:
-        held &= (
-            Q(**{f"{field}__ilike": _like(term)})
-            if connection.vendor == "postgresql"
-            else Q(**{f"{field}__icontains": term})
-        )
+        held &= Q(**{f"{field}__icontains": term})
     return held
 
 
 def _scanned(owner: AbstractBaseUser | AnonymousUser, terms: list[str]) -> QuerySet[Message]:
-    """The owner's messages holding every word: through pg_trgm's index on PostgreSQL,
-    otherwise by reading them all."""
-    return _owned_messages(owner).filter(_holding("content", terms))
+    """The owner's messages holding every word, read one by one (SQLite, no index)."""
+    return owned_messages(owner).filter(_holding("content", terms))
 
 
-def conversations_matching(*, owner: AbstractBaseUser | AnonymousUser, query: str) -> Q:
-    """A filter for the owner's conversations whose title, or one of whose messages, holds
-    every word of `query` (nothing, for a query of no words)."""
+def conversation_ids_matching(
+    *,
+    owner: AbstractBaseUser | AnonymousUser,
+    query: str,
+    candidates: QuerySet[Conversation],
+    limit: int,
+) -> list[uuid.UUID]:
+    """The first `limit` of `candidates` (the owner's conversations, in their order) whose
+    title, or one of whose messages, holds every word of `query` (none, for no words)."""
     terms = search_terms(query)
     if not terms:
-        return Q(pk__in=[])
-    title = _holding("title", terms)
+        return []
+    candidates = candidates.filter(owner_id=owner.pk)
+    if connection.vendor == "postgresql":
+        return search_postgres.conversation_ids_matching(
+            owner=owner, terms=terms, candidates=candidates, limit=limit
+        )
     if _uses_index(terms):
         in_messages = Q(pk__in=RawSQL(*_indexed("m.conversation_id", owner, terms)))
     else:
         in_messages = Q(pk__in=_scanned(owner, terms).values("conversation_id"))
-    return Q(owner_id=owner.pk) & (title | in_messages)
+    matching = candidates.filter(_holding("title", terms) | in_messages)
+    return list(matching.values_list("id", flat=True)[:limit])
 
 
 @dataclass(frozen=True)
@@ -214,7 +181,7 @@ def _ranked_ids(owner: AbstractBaseUser | AnonymousUser, terms: list[str], limit
     index, in its order. Without the index: newest first.
     """
     if connection.vendor == "postgresql":
-        return _ranked_by_trigrams(owner, terms, limit)
+        return search_postgres.ranked_ids(owner=owner, terms=terms, window=RANK_WINDOW, limit=limit)
     if not _uses_index(terms):
         return list(_scanned(owner, terms).order_by("-id").values_list("id", flat=True)[:limit])
     table = _index_table(terms)
@@ -228,21 +195,6 @@ def _ranked_ids(owner: AbstractBaseUser | AnonymousUser, terms: list[str], limit
             [*params, max(limit, RANK_WINDOW), limit],
         )
         return [row[0] for row in cursor.fetchall()]
-
-
-def _ranked_by_trigrams(owner: AbstractBaseUser | AnonymousUser, terms: list[str], limit: int) -> list[int]:
-    """On PostgreSQL: the newest RANK_WINDOW matches, by how much of each one is the words
-    (pg_trgm's similarity: "walrus walrus" before a long text with "walrus" once, as BM25
-    would), then newest first."""
-    newest = list(
-        _scanned(owner, terms).order_by("-id").values_list("id", flat=True)[: max(limit, RANK_WINDOW)]
-    )
-    similarity = sum(
-        (Func(F("content"), Value(term), function="similarity", output_field=FloatField()) for term in terms),
-        start=Value(0.0),
-    )
-    ranked = Message.objects.filter(pk__in=newest).annotate(rank=similarity).order_by("-rank", "-id")
-    return list(ranked.values_list("id", flat=True)[:limit])
 
 
 def message_search(

@@ -14,7 +14,7 @@ from conversations.instructions import system_text
 from conversations.llm import ChatMessage
 from conversations.models import ApiToken, Conversation, Message
 from conversations.reasoning import reasoning_join
-from conversations.search import conversations_matching
+from conversations.search import conversation_ids_matching
 from conversations.token_count import MESSAGE_TOKENS_MIN, message_tokens_estimate
 
 API_LIST_LIMIT = 200
@@ -43,19 +43,20 @@ def conversation_summaries(
     limit: int = API_LIST_LIMIT,
     before: Conversation | None = None,
     query: str = "",
-) -> QuerySet[Conversation]:
+) -> list[Conversation]:
     """The owner's conversations, newest first, each with `last_message` (its newest text);
     with `before`, only those that come after it in that order (the next page); with
     `query`, only those whose title or messages hold its words (conversations.search)."""
     newest = Message.objects.filter(conversation=OuterRef("pk")).exclude(content="").order_by("-id")
     owned = _owned(owner)
-    if query.strip():
-        owned = owned.filter(conversations_matching(owner=owner, query=query))
     if before is not None:
         owned = owned.filter(
             Q(updated_at__lt=before.updated_at) | Q(updated_at=before.updated_at, id__lt=before.id)
         )
-    return owned.annotate(last_message=Subquery(newest.values("content")[:1]))[:limit]
+    if query.strip():
+        matching = conversation_ids_matching(owner=owner, query=query, candidates=owned, limit=limit)
+        owned = owned.filter(pk__in=matching)
+    return list(owned.annotate(last_message=Subquery(newest.values("content")[:1]))[:limit])
 
 
 def conversation_get(*, owner: AbstractBaseUser | AnonymousUser, conversation_id: object) -> Conversation:
