@@ -419,6 +419,8 @@ CHAT_LIMIT_DAILY_TOKENS = env_int("CHAT_LIMIT_DAILY_TOKENS", 500_000)
 SIGNIN_LIMIT_PER_IP = env_int("SIGNIN_LIMIT_PER_IP", 20)
 SIGNIN_LIMIT_PER_ACCOUNT = env_int("SIGNIN_LIMIT_PER_ACCOUNT", 8)
 SIGNIN_LIMIT_WINDOW_SECONDS = env_int("SIGNIN_LIMIT_WINDOW_SECONDS", 900)
+# Shared conversations a user may copy ("continue") in an hour.
+SHARE_CONTINUE_PER_HOUR = env_int("SHARE_CONTINUE_PER_HOUR", 30)
 
 # --- Security --------------------------------------------------------------
 SECURE_CSP = {

@@ -8,9 +8,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from conversations.errors import ChatError
+from conversations.limits import LimitExceeded
 from conversations.models import Conversation
 from conversations.selectors import conversation_get
-from sharing import services
+from sharing import services, throttle
 from sharing.models import SharedLink
 from sharing.selectors import share_get, share_get_for_conversation
 
@@ -79,7 +80,13 @@ def share_view(request: HttpRequest, token: str) -> HttpResponse:
         link = share_get(token=token)
     except SharedLink.DoesNotExist:
         raise Http404("No such link.") from None
-    response = render(request, "sharing/page.html", {"link": link})
+    return _shared_page(request, link)
+
+
+def _shared_page(
+    request: HttpRequest, link: SharedLink, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    response = render(request, "sharing/page.html", {"link": link, "error": error}, status=status)
     # Not for search engines; and the link is the key, so no other site it links to learns
     # it. (Not "no-referrer": Chromium then sends "Origin: null" with the page's own form,
     # and the CSRF check refuses "Continue".)
@@ -92,6 +99,16 @@ def share_view(request: HttpRequest, token: str) -> HttpResponse:
 @require_POST
 def share_continue(request: HttpRequest, token: str) -> HttpResponse:
     """Copy the shared conversation into the caller's own, and open it."""
+    try:
+        link = share_get(token=token)
+    except SharedLink.DoesNotExist:
+        raise Http404("No such link.") from None
+    try:
+        throttle.continue_count(user_id=request.user.pk)
+    except LimitExceeded as exc:
+        response = _shared_page(request, link, error=exc.message, status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     try:
         conversation = services.share_continue(viewer=request.user, token=token)
     except SharedLink.DoesNotExist:

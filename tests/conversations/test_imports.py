@@ -2,10 +2,12 @@
 
 import io
 import json
+import threading
 from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connections
 
 from conversations import imports
 from conversations.copies import conversation_from_turns
@@ -98,14 +100,17 @@ def test_an_unknown_role_becomes_the_default_one(alice, builtin_roles):
     assert Conversation.objects.get(owner=alice).role.slug == "assistant"
 
 
-def test_a_failure_midway_leaves_nothing_of_the_file(alice, builtin_roles, monkeypatch):
+@pytest.mark.parametrize("batch", [1, 50])  # the first conversation saved before the failure, or not
+def test_a_failure_midway_leaves_nothing_of_the_file(alice, builtin_roles, monkeypatch, batch):
     made: list[Conversation] = []
 
     def fail_on_the_second(**kwargs):
         if made:
             raise RuntimeError("the disk is full")
         made.append(conversation_from_turns(**kwargs))
+        return made[-1]
 
+    monkeypatch.setattr(imports, "BATCH", batch)
     monkeypatch.setattr(imports, "conversation_from_turns", fail_on_the_second)
     data = chatgpt_file(chatgpt_conversation(), chatgpt_conversation("c0ffee-2"))
 
@@ -114,6 +119,34 @@ def test_a_failure_midway_leaves_nothing_of_the_file(alice, builtin_roles, monke
 
     assert len(made) == 1
     assert not Conversation.objects.exists() and not Message.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_saves_a_batch_at_a_time_so_other_writers_get_their_turn(alice, builtin_roles, monkeypatch):
+    seen_from_elsewhere: list[int] = []
+
+    def count_from_another_connection() -> None:
+        try:
+            seen_from_elsewhere.append(Conversation.objects.filter(owner=alice).count())
+        finally:
+            connections.close_all()
+
+    def write(**kwargs):
+        if kwargs["import_key"] == "chatgpt:c0ffee-2":  # the second batch, the first one done
+            reader = threading.Thread(target=count_from_another_connection)
+            reader.start()
+            reader.join()
+        return conversation_from_turns(**kwargs)
+
+    monkeypatch.setattr(imports, "BATCH", 1)
+    monkeypatch.setattr(imports, "conversation_from_turns", write)
+
+    conversations_import(
+        owner=alice, data=chatgpt_file(chatgpt_conversation(), chatgpt_conversation("c0ffee-2"))
+    )
+
+    assert seen_from_elsewhere == [1]  # one transaction for the file: 0
+    assert Conversation.objects.filter(owner=alice).count() == 2
 
 
 def test_a_conversation_twice_in_one_file_is_imported_once(alice, builtin_roles):

@@ -1,6 +1,7 @@
 """The share pages: the owner's, the public copy, continuing it, and the settings list."""
 
 import pytest
+from django.test import Client
 
 from conversations.models import Attachment, Conversation, Message
 from conversations.services import conversation_create
@@ -107,6 +108,42 @@ def test_a_signed_in_viewer_continues_the_conversation_as_their_own(bob_client, 
     copy = Conversation.objects.get(owner=bob)
     assert continued.status_code == 302 and continued["Location"] == f"/c/{copy.pk}/"
     assert copy.messages.filter(author="assistant", content="The **Moon** pulls the sea.").exists()
+
+
+def test_continuing_past_the_hours_limit_is_a_429_that_says_when_and_copies_nothing(
+    settings, bob_client, bob, link
+):
+    settings.SHARE_CONTINUE_PER_HOUR = 2
+    for _ in range(2):
+        assert bob_client.post(f"/s/{link.token}/continue/").status_code == 302
+
+    refused = bob_client.post(f"/s/{link.token}/continue/")
+
+    assert refused.status_code == 429
+    assert 3300 < int(refused["Retry-After"]) <= 3600
+    page = refused.content.decode()
+    assert "Too many conversations continued this hour. Try again in 60 minute(s)." in page
+    assert Conversation.objects.filter(owner=bob).count() == 2
+
+
+def test_the_continue_limit_is_each_users_own(settings, bob_client, alice_client, bob, link):
+    settings.SHARE_CONTINUE_PER_HOUR = 1
+    assert bob_client.post(f"/s/{link.token}/continue/").status_code == 302
+
+    assert alice_client.post(f"/s/{link.token}/continue/").status_code == 302
+    assert bob_client.post(f"/s/{link.token}/continue/").status_code == 429
+
+
+def test_with_redis_down_continuing_still_copies(settings, own_redis, bob, link):
+    settings.SHARE_CONTINUE_PER_HOUR = 1
+    own_redis.stop()  # a real Redis, really gone: the count guards the database, not Redis
+    viewer = Client()
+    viewer.force_login(bob)  # the session is in the database too (cached_db)
+
+    continued = viewer.post(f"/s/{link.token}/continue/")
+
+    assert continued.status_code == 302
+    assert Conversation.objects.filter(owner=bob).count() == 1
 
 
 def test_a_signed_out_viewer_is_sent_to_sign_in_and_nothing_is_copied(client, link):
