@@ -4,7 +4,7 @@ someone signed out reads it; someone signed in continues it as their own."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import open_page, screenshot
+from tests.browser.conftest import open_page, screenshot, sign_in
 from tests.browser.test_chat_ui import PHONE, conversation_page, grant_clipboard, send
 from tests.conftest import PASSWORD, make_user
 from tests.fake_openai import Reply
@@ -76,3 +76,31 @@ def test_a_deleted_link_no_longer_opens(live_app, fake_openai, browser, csp_viol
     reader = open_page(browser, csp_violations)
     response = reader.goto(url)
     assert response is not None and response.status == 404
+
+
+def test_continuing_past_the_hours_limit_says_when_to_try_again_on_the_shared_page(
+    app_servers, fake_openai, browser, csp_violations
+):
+    live_app = app_servers(SHARE_CONTINUE_PER_HOUR="1")
+    make_user("alice")
+    make_user("bob")
+    fake_openai.queue_reply(Reply(tokens=["Because of the Moon."]))
+    page = conversation_page(live_app, browser, csp_violations)
+    send(page, "Why are there tides?", count=1)
+    url = share_from_menu(page, live_app)
+    viewer = open_page(browser, csp_violations, width=PHONE["width"], height=PHONE["height"], locale="zh-CN")
+    sign_in(viewer, live_app, "bob")
+    viewer.goto(url)
+    viewer.click("footer.shared-footer button[type=submit]")
+    viewer.wait_for_url(f"{live_app.url}c/*/")
+
+    viewer.goto(url)
+    with viewer.expect_response(lambda response: response.request.method == "POST") as posted:
+        viewer.click("footer.shared-footer button[type=submit]")
+
+    assert posted.value.status == 429 and int(posted.value.headers["retry-after"]) > 3000
+    expect(viewer.locator(".shared-footer [role=alert]")).to_have_text(
+        "本小时内继续的对话过多，请在 60 分钟后重试。"
+    )
+    screenshot(viewer, "phone-zh-shared-continue-limit")
+    assert csp_violations == []
