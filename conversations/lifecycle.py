@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from conversations import generation, images, llm
 from conversations.store import reply_reap_orphans
+from providers.clients import clients_close
 
 # The WebSocket close code for "the server is restarting: connect again".
 SERVICE_RESTART = 1012
@@ -131,6 +132,8 @@ def _save_replies_before_connections_close() -> None:
         saved.addBoth(
             lambda _result: defer.Deferred.fromFuture(asyncio.ensure_future(_sockets_told_to_reconnect(self)))
         )
+        # Their aiohttp sessions, which say so in the log when they are collected open.
+        saved.addBoth(lambda _result: defer.Deferred.fromFuture(asyncio.ensure_future(clients_close())))
         return saved
 
     Server.kill_all_applications = kill_after_saving

@@ -188,3 +188,13 @@ async def test_the_markers_in_a_providers_text_are_taken_out(fake_openai):
     items = [item for item in await collect() if isinstance(item, str)]
 
     assert items == ["abc"]
+
+
+async def test_a_provider_that_refuses_the_connection_cannot_be_reached(settings):
+    from chatsite.embedded_redis import free_port
+
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    settings.OPENAI_MAX_RETRIES = 0
+
+    with pytest.raises(ProviderError, match="Could not reach the model provider"):
+        await collect()
