@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from conversations.errors import ChatError
 from conversations.limits import LimitExceeded
 from conversations.models import Conversation
+from conversations.owners import owner_id
 from conversations.selectors import conversation_get
 from sharing import services, throttle
 from sharing.models import SharedLink
@@ -104,7 +105,7 @@ def share_continue(request: HttpRequest, token: str) -> HttpResponse:
     except SharedLink.DoesNotExist:
         raise Http404("No such link.") from None
     try:
-        throttle.continue_count(user_id=request.user.pk)
+        throttle.continue_count(user_id=owner_id(request.user))
     except LimitExceeded as exc:
         response = _shared_page(request, link, error=exc.message, status=429)
         response["Retry-After"] = str(exc.retry_after)

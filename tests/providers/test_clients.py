@@ -2,6 +2,7 @@
 
 import asyncio
 
+import openai
 import pytest
 
 from conversations import llm
@@ -9,7 +10,7 @@ from providers.clients import client_for, clients_close
 
 
 def test_a_loops_clients_are_closed_as_the_loop_ends(fake_openai):
-    async def models() -> tuple[list[str], object]:
+    async def models() -> tuple[list[str], openai.AsyncOpenAI]:
         provider = llm.provider_get()
         assert provider is not None
         return [model.id async for model in client_for(provider).models.list()], client_for(provider)
