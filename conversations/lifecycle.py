@@ -14,7 +14,8 @@ Under daphne (Twisted's asyncio reactor) chatsite.asgi installs these hooks:
 import asyncio
 import logging
 import sys
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -23,6 +24,9 @@ from redis.exceptions import RedisError
 from conversations import generation, images, llm
 from conversations.store import reply_reap_orphans
 from providers.clients import clients_close
+
+if TYPE_CHECKING:
+    from twisted.internet import defer
 
 # The WebSocket close code for "the server is restarting: connect again".
 SERVICE_RESTART = 1012
@@ -109,6 +113,15 @@ def _send_small_writes_at_once() -> None:
     HTTPFactory._chatsite_no_delay = True
 
 
+def _then(steps: "defer.Deferred[Any]", what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run `step` after the steps before it, whatever their outcome, and log its own
+    failure: the next step would swallow it."""
+    from twisted.internet import defer
+
+    steps.addBoth(lambda _result: defer.Deferred.fromFuture(asyncio.ensure_future(step())))
+    steps.addErrback(lambda failure: logger.error("%s on shutdown failed: %s", what, failure))
+
+
 def _save_replies_before_connections_close() -> None:
     """Run generation.shutdown() inside daphne's own shutdown step, before it cancels
     every connection: daphne cancels them in a "before shutdown" trigger of its own, and
@@ -129,11 +142,9 @@ def _save_replies_before_connections_close() -> None:
         saved.addErrback(lambda failure: logger.error("Saving replies on shutdown failed: %s", failure))
         saved.addBoth(lambda _result: kill_all_applications(self))
         # Once nothing can write to them any more: a frame sent after the close would fail.
-        saved.addBoth(
-            lambda _result: defer.Deferred.fromFuture(asyncio.ensure_future(_sockets_told_to_reconnect(self)))
-        )
+        _then(saved, "Telling sockets to reconnect", lambda: _sockets_told_to_reconnect(self))
         # Their aiohttp sessions, which say so in the log when they are collected open.
-        saved.addBoth(lambda _result: defer.Deferred.fromFuture(asyncio.ensure_future(clients_close())))
+        _then(saved, "Closing the model clients", clients_close)
         return saved
 
     Server.kill_all_applications = kill_after_saving

@@ -7,7 +7,7 @@ asyncio.run, a test) gets its own.
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import suppress
 from typing import Any
 
@@ -32,13 +32,29 @@ class _AioHttpClient(openai.DefaultAioHttpClient):
             raise httpx2.ConnectError(str(exc), request=request) from exc.__cause__
 
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Endpoint, openai.AsyncOpenAI]]"
-_clients = weakref.WeakKeyDictionary()
-_closers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[None]]"
-_closers = weakref.WeakKeyDictionary()
+class _LoopClients:
+    """A loop's clients, and those replaced while it ran (a provider's key or URL changed):
+    a stream may still be reading from one, so it is closed with the others."""
+
+    def __init__(self) -> None:
+        self.current: dict[Endpoint, openai.AsyncOpenAI] = {}
+        self.retired: list[openai.AsyncOpenAI] = []
+
+    async def close(self) -> None:
+        closing = [*self.current.values(), *self.retired]
+        self.current.clear()
+        self.retired.clear()
+        for client in closing:
+            await client.close()
 
 
-async def _closes_with_the_loop(clients: dict[Endpoint, openai.AsyncOpenAI]) -> AsyncIterator[None]:
+_by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[_LoopClients, AsyncGenerator[None]]]"
+_by_loop = weakref.WeakKeyDictionary()
+
+
+async def _closes_with_the_loop(
+    loop: asyncio.AbstractEventLoop, clients: _LoopClients
+) -> AsyncGenerator[None]:
     """Waits at its yield while its loop runs. asyncio.run(), asyncio.Runner (the tests'
     loops) and asgiref's async_to_sync close a loop's async generators before they close
     the loop, and this one then closes the loop's clients: an aiohttp session collected
@@ -46,41 +62,41 @@ async def _closes_with_the_loop(clients: dict[Endpoint, openai.AsyncOpenAI]) -> 
     try:
         yield
     finally:
-        await _close(clients)
-
-
-async def _close(clients: dict[Endpoint, openai.AsyncOpenAI]) -> None:
-    for client in list(clients.values()):
-        await client.close()
-    clients.clear()
+        # The entry holds this generator, which holds the loop (its finalizer): left in
+        # the table, the loop would never be collected.
+        _by_loop.pop(loop, None)
+        await clients.close()
 
 
 async def clients_close() -> None:
     """Close the running loop's clients (a server process, as it stops)."""
-    await _close(_clients.get(asyncio.get_running_loop(), {}))
+    entry = _by_loop.get(asyncio.get_running_loop())
+    if entry is not None:
+        await entry[1].aclose()
 
 
-def _loop_clients(loop: asyncio.AbstractEventLoop) -> dict[Endpoint, openai.AsyncOpenAI]:
-    clients = _clients.get(loop)
-    if clients is None:
-        clients = _clients[loop] = {}
-        closer = _closers[loop] = _closes_with_the_loop(clients)
+def _loop_clients(loop: asyncio.AbstractEventLoop) -> _LoopClients:
+    entry = _by_loop.get(loop)
+    if entry is None:
+        clients = _LoopClients()
+        closer = _closes_with_the_loop(loop, clients)
+        _by_loop[loop] = (clients, closer)
         # Run to its yield now (nothing in it awaits before): the loop knows an async
         # generator from its first step, and closes only one it knows.
         with suppress(StopIteration):
-            closer.__anext__().send(None)  # type: ignore[attr-defined]
-    return clients
+            closer.__anext__().send(None)
+        return clients
+    return entry[0]
 
 
 def client_for(endpoint: Endpoint) -> openai.AsyncOpenAI:
     clients = _loop_clients(asyncio.get_running_loop())
-    client = clients.get(endpoint)
+    client = clients.current.get(endpoint)
     if client is None:
-        # A provider whose settings changed (a new key, another URL) is a new Endpoint:
-        # the old one's client is dropped with its connections.
-        for stale in [e for e in clients if e.name == endpoint.name]:
-            del clients[stale]
-        client = clients[endpoint] = openai.AsyncOpenAI(
+        # A provider whose settings changed (a new key, another URL) is a new Endpoint.
+        for stale in [e for e in clients.current if e.name == endpoint.name]:
+            clients.retired.append(clients.current.pop(stale))
+        client = clients.current[endpoint] = openai.AsyncOpenAI(
             api_key=endpoint.api_key,
             base_url=endpoint.base_url,
             # Retries are conversations.llm's: at most one, and a Retry-After within a small cap.

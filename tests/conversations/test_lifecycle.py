@@ -35,3 +35,25 @@ async def test_with_redis_down_the_reaper_takes_nothing_for_an_orphan(
     assert (await Message.objects.aget(pk=reply.pk)).status == Message.Status.STREAMING
     assert "Redis unreachable" in caplog.text
     assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+
+
+async def test_a_shutdown_step_that_fails_is_logged_and_the_next_still_runs(caplog):
+    from twisted.internet import defer
+
+    ran = []
+
+    async def fails() -> None:
+        raise RuntimeError("the sockets could not be told")
+
+    async def runs() -> None:
+        ran.append("closed")
+
+    steps: defer.Deferred[None] = defer.succeed(None)
+    lifecycle._then(steps, "Telling sockets to reconnect", fails)
+    lifecycle._then(steps, "Closing the model clients", runs)
+    with caplog.at_level(logging.ERROR, logger=lifecycle.logger.name):
+        await steps.asFuture(asyncio.get_running_loop())
+
+    assert ran == ["closed"]
+    assert "Telling sockets to reconnect on shutdown failed" in caplog.text
+    assert "the sockets could not be told" in caplog.text

@@ -141,7 +141,8 @@ async def test_warming_up_makes_the_processs_client_before_a_user_needs_it(fake_
 
     provider = llm.provider_get()
     assert provider is not None
-    assert list(clients._clients[asyncio.get_running_loop()]) == [provider]  # the one the first reply uses
+    made = clients._loop_clients(asyncio.get_running_loop()).current
+    assert list(made) == [provider]  # the one the first reply uses
 
 
 async def test_warming_up_an_unreachable_provider_fails_quietly(settings):

@@ -1,6 +1,9 @@
 """One client per provider per event loop, closed with its loop."""
 
 import asyncio
+import dataclasses
+import gc
+import weakref
 
 import openai
 import pytest
@@ -31,3 +34,28 @@ async def test_a_server_closes_its_clients_as_it_stops(fake_openai):
 
     assert client.is_closed()
     assert client_for(provider) is not client  # a later request gets a new one
+
+
+def test_an_ended_loop_is_not_kept_alive_by_its_clients(fake_openai):
+    async def loop_that_made_a_client() -> "weakref.ref[asyncio.AbstractEventLoop]":
+        provider = llm.provider_get()
+        assert provider is not None
+        client_for(provider)
+        return weakref.ref(asyncio.get_running_loop())
+
+    ended = asyncio.run(loop_that_made_a_client())
+    gc.collect()
+
+    assert ended() is None  # each test's and each async_to_sync's loop would stay in memory
+
+
+def test_a_client_replaced_by_new_settings_is_closed_with_its_loop(fake_openai):
+    async def replaced() -> openai.AsyncOpenAI:
+        provider = llm.provider_get()
+        assert provider is not None
+        old = client_for(provider)
+        client_for(dataclasses.replace(provider, api_key="a-new-key"))
+        assert not old.is_closed()  # a reply may still be reading from it
+        return old
+
+    assert asyncio.run(replaced()).is_closed()
