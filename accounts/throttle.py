@@ -11,19 +11,7 @@ from django.utils.translation import gettext as _
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from conversations.limits import LimitExceeded
-
-# Counts the attempt for the IP and for the account, then checks both: atomic, so a
-# burst of parallel guesses cannot all pass before the first is counted.
-_SIGNIN_ATTEMPT = """
-for i = 1, 2 do
-  local count = redis.call('incr', KEYS[i])
-  if count == 1 then redis.call('expire', KEYS[i], tonumber(ARGV[1])) end
-  local limit = tonumber(ARGV[i + 1])
-  if limit > 0 and count > limit then return math.max(1, redis.call('ttl', KEYS[i])) end
-end
-return 0
-"""
+from conversations.limits import LimitExceeded, window_count
 
 
 def _signin_keys(*, ip: str, username: str) -> list[str]:
@@ -36,15 +24,11 @@ def signin_attempt(*, ip: str, username: str) -> None:
     With Redis unreachable, sign-in stays possible: an outage must not lock everyone out.
     """
     try:
-        wait = int(
-            get_redis_connection("default").eval(
-                _SIGNIN_ATTEMPT,
-                2,
-                *_signin_keys(ip=ip, username=username),
-                settings.SIGNIN_LIMIT_WINDOW_SECONDS,
-                settings.SIGNIN_LIMIT_PER_IP,
-                settings.SIGNIN_LIMIT_PER_ACCOUNT,
-            )
+        # The IP first: an attempt the IP's limit refuses does not count against the account.
+        wait = window_count(
+            keys=_signin_keys(ip=ip, username=username),
+            limits=[settings.SIGNIN_LIMIT_PER_IP, settings.SIGNIN_LIMIT_PER_ACCOUNT],
+            window_seconds=settings.SIGNIN_LIMIT_WINDOW_SECONDS,
         )
     except RedisError:
         return

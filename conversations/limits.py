@@ -2,6 +2,8 @@
 
 - messages per minute, replies being written at once, and tokens per day (UTC) per
   user: the site's settings, overridden per user in the admin (UserLimit).
+- the fixed-window counter the other apps' throttles count with (window_count): sign-ins
+  (accounts/throttle.py), "continue" of shared conversations (sharing/throttle.py).
 
 Every check-and-count is one Lua script, so two requests at the same instant cannot
 both slip under a limit. A refused message is not saved (the user's text stays in their
@@ -10,6 +12,7 @@ input box or API client); it does count as an attempt against the per-minute lim
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -160,6 +163,42 @@ async def reply_done(*, user_id: int, holder: str, tokens: int) -> None:
             pipe.incrby(daily, tokens)
             pipe.expire(daily, 2 * 24 * 3600)
         await pipe.execute()
+
+
+# Counts a hit on each key, then checks that key's limit (0: none), stopping at the first
+# key past it: atomic, so a burst of parallel requests cannot all pass before the first is
+# counted. A window starts at its key's first hit.
+_WINDOW_COUNT = """
+for i = 1, #KEYS do
+  local count = redis.call('incr', KEYS[i])
+  if count == 1 then redis.call('expire', KEYS[i], tonumber(ARGV[1])) end
+  local limit = tonumber(ARGV[i + 1])
+  if limit > 0 and count > limit then return math.max(1, redis.call('ttl', KEYS[i])) end
+end
+return 0
+"""
+
+# Only while the window lasts: DECR on a key gone with its window would make one that
+# never expires.
+_WINDOW_GIVE_BACK = """
+if redis.call('exists', KEYS[1]) == 1 then redis.call('decr', KEYS[1]) end
+return 0
+"""
+
+
+def window_count(*, keys: Sequence[str], limits: Sequence[int], window_seconds: int) -> int:
+    """Count a hit in each key's fixed window of `window_seconds`, in order, up to the
+    first key past its limit (the same place in `limits`; 0: no limit). The seconds until
+    that key's window ends, or 0 when every key is within its limit.
+
+    Raises RedisError with Redis unreachable: each caller says what an outage allows."""
+    return int(get_redis_connection("default").eval(_WINDOW_COUNT, len(keys), *keys, window_seconds, *limits))
+
+
+def window_give_back(*, key: str) -> None:
+    """Take back one hit window_count counted on `key` (a request that turned out not to
+    count), unless its window has ended meanwhile. Raises RedisError with Redis unreachable."""
+    get_redis_connection("default").eval(_WINDOW_GIVE_BACK, 1, key)
 
 
 def tokens_used_today(*, user_id: int) -> int:

@@ -20,6 +20,7 @@ from conversations.errors import ChatError
 from conversations.models import Conversation, Message
 from conversations.owners import User, owner_id
 from conversations.selectors import conversation_get, message_list
+from sharing import throttle
 from sharing.models import SharedLink
 from sharing.selectors import share_get
 
@@ -90,9 +91,19 @@ def _turns(link: SharedLink) -> list[Turn]:
 
 def share_continue(*, viewer: User, token: object) -> Conversation:
     """A conversation of the viewer's own, holding the shared messages, to go on with.
-    Raises SharedLink.DoesNotExist for a token that is not a link."""
+    Raises SharedLink.DoesNotExist for a token that is not a link, and LimitExceeded past
+    the viewer's SHARE_CONTINUE_PER_HOUR (sharing.throttle)."""
     link = share_get(token=token)
-    with transaction.atomic():
-        return conversation_from_turns(
-            owner=viewer, title=link.title, role_slug=link.role_slug, turns=_turns(link)
-        )
+    user_id = owner_id(viewer)
+    # Counted before the copy and given back if it fails, rather than counted once it has
+    # succeeded: then parallel posts would all pass the check before any was counted, and
+    # go past the limit by as many. This way at most the limit's worth are ever under way.
+    throttle.continue_count(user_id=user_id)
+    try:
+        with transaction.atomic():
+            return conversation_from_turns(
+                owner=viewer, title=link.title, role_slug=link.role_slug, turns=_turns(link)
+            )
+    except BaseException:
+        throttle.continue_give_back(user_id=user_id)
+        raise

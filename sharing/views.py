@@ -10,9 +10,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from conversations.errors import ChatError
 from conversations.limits import LimitExceeded
 from conversations.models import Conversation
-from conversations.owners import owner_id
 from conversations.selectors import conversation_get
-from sharing import services, throttle
+from sharing import services
 from sharing.models import SharedLink
 from sharing.selectors import share_get, share_get_for_conversation
 
@@ -101,19 +100,22 @@ def _shared_page(
 def share_continue(request: HttpRequest, token: str) -> HttpResponse:
     """Copy the shared conversation into the caller's own, and open it."""
     try:
-        link = share_get(token=token)
-    except SharedLink.DoesNotExist:
-        raise Http404("No such link.") from None
-    try:
-        throttle.continue_count(user_id=owner_id(request.user))
-    except LimitExceeded as exc:
-        response = _shared_page(request, link, error=exc.message, status=429)
-        response["Retry-After"] = str(exc.retry_after)
-        return response
-    try:
         conversation = services.share_continue(viewer=request.user, token=token)
     except SharedLink.DoesNotExist:
         raise Http404("No such link.") from None
+    except LimitExceeded as exc:
+        return _continue_refused(request, token, exc)
     except ChatError as exc:
         return HttpResponse(exc.message, status=400, content_type="text/plain; charset=utf-8")
     return redirect("chat:conversation", conversation_id=conversation.pk)
+
+
+def _continue_refused(request: HttpRequest, token: str, refused: LimitExceeded) -> HttpResponse:
+    """The shared page again, saying when the viewer may continue."""
+    try:
+        link = share_get(token=token)
+    except SharedLink.DoesNotExist:  # deleted meanwhile
+        raise Http404("No such link.") from None
+    response = _shared_page(request, link, error=refused.message, status=429)
+    response["Retry-After"] = str(refused.retry_after)
+    return response

@@ -3,6 +3,7 @@
 import io
 import json
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -147,6 +148,88 @@ def test_an_import_saves_a_batch_at_a_time_so_other_writers_get_their_turn(alice
 
     assert seen_from_elsewhere == [1]  # one transaction for the file: 0
     assert Conversation.objects.filter(owner=alice).count() == 2
+
+
+def test_a_second_import_while_one_runs_is_refused_and_the_first_goes_on(alice, builtin_roles, monkeypatch):
+    # The second one, started while the first writes, would find the first one's batches
+    # there (and skip them) just before the first one, failing, deleted them.
+    refusals: list[str] = []
+
+    def import_again_meanwhile(**kwargs):
+        if not refusals:
+            refusals.append("")
+            try:
+                conversations_import(owner=alice, data=chatgpt_file())
+            except ImportRefused as refused:
+                refusals[0] = refused.message
+        return conversation_from_turns(**kwargs)
+
+    monkeypatch.setattr(imports, "conversation_from_turns", import_again_meanwhile)
+
+    result = conversations_import(owner=alice, data=chatgpt_file())
+
+    assert refusals == ["Another import is running. Try again when it has finished."]
+    assert result.created == 1
+    assert Conversation.objects.filter(owner=alice).count() == 1
+
+
+def test_a_long_import_keeps_others_out_past_its_locks_first_expiry(alice, builtin_roles, monkeypatch):
+    monkeypatch.setattr(imports, "LOCK_SECONDS", 1)
+    monkeypatch.setattr(imports, "BATCH", 1)
+    refusals: list[str] = []
+
+    def slow_write(**kwargs):
+        if kwargs["import_key"] == "chatgpt:c0ffee-3":  # 1.4 s in: past a lock not renewed
+            try:
+                conversations_import(owner=alice, data=chatgpt_file())
+            except ImportRefused as refused:
+                refusals.append(refused.message)
+        else:
+            time.sleep(0.7)
+        return conversation_from_turns(**kwargs)
+
+    monkeypatch.setattr(imports, "conversation_from_turns", slow_write)
+    data = chatgpt_file(
+        chatgpt_conversation(), chatgpt_conversation("c0ffee-2"), chatgpt_conversation("c0ffee-3")
+    )
+
+    assert conversations_import(owner=alice, data=data).created == 3
+    assert refusals == ["Another import is running. Try again when it has finished."]
+
+
+def test_an_import_that_failed_does_not_hold_back_the_next(alice, builtin_roles, monkeypatch):
+    def fail(**kwargs):
+        raise RuntimeError("the disk is full")
+
+    with monkeypatch.context() as failing:
+        failing.setattr(imports, "conversation_from_turns", fail)
+        with pytest.raises(RuntimeError):
+            conversations_import(owner=alice, data=chatgpt_file())
+
+    assert conversations_import(owner=alice, data=chatgpt_file()).created == 1
+
+
+def test_someone_elses_import_runs_alongside(alice, bob, builtin_roles, monkeypatch):
+    theirs: list[int] = []
+
+    def bob_imports_meanwhile(**kwargs):
+        if kwargs["owner"] == alice and not theirs:
+            theirs.append(conversations_import(owner=bob, data=chatgpt_file()).created)
+        return conversation_from_turns(**kwargs)
+
+    monkeypatch.setattr(imports, "conversation_from_turns", bob_imports_meanwhile)
+
+    conversations_import(owner=alice, data=chatgpt_file())
+
+    assert theirs == [1]
+
+
+def test_with_redis_down_an_import_still_goes_ahead(alice, builtin_roles, own_redis):
+    own_redis.stop()  # a real Redis, really gone: the lock guards against a rare race only
+
+    result = conversations_import(owner=alice, data=chatgpt_file())
+
+    assert result.created == 1
 
 
 def test_a_conversation_twice_in_one_file_is_imported_once(alice, builtin_roles):

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
+from django_redis import get_redis_connection
 
 from conversations import limits
 from conversations.models import Message, UserLimit
@@ -154,6 +155,30 @@ async def test_the_daily_quota_resets_at_midnight_utc(
     clock["now"] = dt.datetime(2026, 3, 1, 23, 59, 50, tzinfo=dt.UTC)
     # Yesterday's count is kept apart.
     assert await sync_to_async(limits.tokens_used_today)(user_id=alice.pk) == 100
+
+
+# --- The fixed-window counter (the sign-in and "continue" throttles count with it) --------
+
+
+def test_a_window_count_stops_at_the_first_key_past_its_limit():
+    first, second = "chatsite:test:first", "chatsite:test:second"
+    assert limits.window_count(keys=[first, second], limits=[1, 5], window_seconds=60) == 0
+
+    wait = limits.window_count(keys=[first, second], limits=[1, 5], window_seconds=60)
+
+    assert 0 < wait <= 60
+    assert get_redis_connection("default").get(second) == b"1"
+
+
+def test_a_hit_given_back_after_its_window_ended_leaves_no_count_behind():
+    key = "chatsite:test:window"
+    limits.window_count(keys=[key], limits=[1], window_seconds=60)
+    get_redis_connection("default").delete(key)  # the window ended
+
+    limits.window_give_back(key=key)
+
+    # DECR would have left -1 there, never to expire: a hit more in every window to come.
+    assert get_redis_connection("default").exists(key) == 0
 
 
 # --- The sign-in window (the throttle itself: accounts/throttle.py) -------------------

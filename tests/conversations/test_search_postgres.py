@@ -1,3 +1,5 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.db import connection
 
@@ -58,17 +60,43 @@ def short_walk(monkeypatch):
 
 
 @pytest.fixture
+def walk_alone(monkeypatch):
+    """The index cannot answer (only it reads the owner's messages through
+    owned_messages): a test passes only if the walk found what it asserts."""
+
+    def index_used(owner):
+        raise AssertionError("the index answered, not the walk")
+
+    monkeypatch.setattr(search_postgres, "owned_messages", index_used)
+
+
+def active(conversation: Conversation, *, minutes: int) -> None:
+    """Last active `minutes` after 2026 began."""
+    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=at)
+
+
+# The order the ten conversations were last active in, newest first, by the order they
+# were made (and their messages' ids): a search that went by id, or by when a
+# conversation was made, would list them in another order.
+ACTIVE_ORDER = [3, 8, 0, 5, 9, 1, 6, 2, 4, 7]
+
+
+@pytest.fixture
 def ten(alice, builtin_roles) -> list[Conversation]:
-    """Ten conversations, newest first: "common" said in each, "walrus" in the two oldest."""
+    """Ten conversations, the most recently active first: "common" said in each, "walrus"
+    in the two least recently active (the one of them made first was active last)."""
     made = []
     for n in range(10):
         chat = conversation_create(owner=alice, role_slug="teacher", title=f"Chat {n}")
-        say(chat, f"common text {n}" + (" walrus" if n < 2 else ""))
+        say(chat, f"common text {n}" + (" walrus" if n in ACTIVE_ORDER[-2:] else ""))
         made.append(chat)
-    return made[::-1]
+    for place, n in enumerate(ACTIVE_ORDER):
+        active(made[n], minutes=len(made) - place)
+    return [made[n] for n in ACTIVE_ORDER]
 
 
-def test_a_common_word_lists_the_newest_conversations_from_the_walk(alice, short_walk, ten):
+def test_a_common_word_lists_the_most_active_conversations_from_the_walk(alice, short_walk, ten, walk_alone):
     first = conversation_summaries(owner=alice, query="common", limit=3)
     after = conversation_summaries(owner=alice, query="common", limit=3, before=first[-1])
 
@@ -77,12 +105,14 @@ def test_a_common_word_lists_the_newest_conversations_from_the_walk(alice, short
 
 
 def test_a_rare_word_past_the_walk_is_listed_through_the_index(alice, short_walk, ten):
-    listed = conversation_summaries(owner=alice, query="walrus", limit=50)
+    # Past the four conversations the walk reads: only the index finds them.
+    assert [c.pk for c in conversation_summaries(owner=alice, query="walrus", limit=1)] == [ten[-2].pk]
+    assert [c.pk for c in conversation_summaries(owner=alice, query="walrus", limit=50)] == [
+        c.pk for c in ten[-2:]
+    ]
 
-    assert [c.pk for c in listed] == [c.pk for c in ten[-2:]]
 
-
-def test_a_common_words_hits_come_from_the_newest_conversations(alice, short_walk, ten):
+def test_a_common_words_hits_come_from_the_most_active_conversations(alice, short_walk, ten, walk_alone):
     newest = search_postgres.newest_message_ids(owner=alice, terms=["common"], count=3)
 
     assert newest == [chat.messages.get().pk for chat in ten[:3]]
@@ -91,14 +121,34 @@ def test_a_common_words_hits_come_from_the_newest_conversations(alice, short_wal
 def test_a_rare_words_hits_past_the_walk_are_found_through_the_index(alice, short_walk, ten):
     newest = search_postgres.newest_message_ids(owner=alice, terms=["walrus"], count=200)
 
+    # The more recently active first, though its message is the older one.
     assert newest == [chat.messages.get().pk for chat in ten[-2:]]
 
 
-def test_the_walk_reads_only_the_owners_conversations(alice, bob, short_walk, ten):
-    theirs = conversation_create(owner=bob, role_slug="teacher", title="Bob's")
-    say(theirs, "common walrus")
+@pytest.fixture
+def bobs_newer(bob, ten) -> list[Conversation]:
+    """Four of Bob's conversations saying Alice's words, more recently active than hers:
+    read first by a walk that did not keep to her own."""
+    made = []
+    for n in range(4):
+        chat = conversation_create(owner=bob, role_slug="teacher", title=f"Bob's {n}")
+        say(chat, "common walrus")
+        active(chat, minutes=100 + n)
+        made.append(chat)
+    return made
 
-    assert theirs.pk not in {c.pk for c in conversation_summaries(owner=alice, query="walrus")}
-    assert theirs.messages.get().pk not in search_postgres.newest_message_ids(
-        owner=alice, terms=["walrus"], count=200
-    )
+
+def test_the_walk_reads_only_the_owners_conversations(alice, short_walk, ten, bobs_newer, walk_alone):
+    listed = conversation_summaries(owner=alice, query="common", limit=3)
+    newest = search_postgres.newest_message_ids(owner=alice, terms=["common"], count=3)
+
+    assert [c.pk for c in listed] == [c.pk for c in ten[:3]]
+    assert newest == [chat.messages.get().pk for chat in ten[:3]]
+
+
+def test_the_index_finds_only_the_owners_conversations(alice, short_walk, ten, bobs_newer):
+    listed = conversation_summaries(owner=alice, query="walrus", limit=50)
+    newest = search_postgres.newest_message_ids(owner=alice, terms=["walrus"], count=200)
+
+    assert [c.pk for c in listed] == [c.pk for c in ten[-2:]]
+    assert newest == [chat.messages.get().pk for chat in ten[-2:]]

@@ -3,6 +3,7 @@
 import pytest
 
 from conversations.errors import ChatError
+from conversations.limits import LimitExceeded
 from conversations.models import Attachment, Conversation, Message, UserInstructions
 from conversations.services import conversation_create, conversation_delete
 from roles.models import Role
@@ -209,6 +210,18 @@ def test_a_continued_conversation_whose_role_is_gone_gets_the_default_one(alice,
     copy = share_continue(viewer=bob, token=link.token)
 
     assert copy.role.slug == "assistant"
+
+
+def test_continuing_past_the_hours_limit_is_refused_and_copies_nothing(settings, alice, bob, tides):
+    settings.SHARE_CONTINUE_PER_HOUR = 1
+    link, _created = share_publish(owner=alice, conversation_id=tides.pk, show_name=False)
+    share_continue(viewer=bob, token=link.token)
+
+    with pytest.raises(LimitExceeded) as refused:
+        share_continue(viewer=bob, token=link.token)
+
+    assert 3300 < refused.value.retry_after <= 3600
+    assert Conversation.objects.filter(owner=bob).count() == 1
 
 
 def test_deleting_the_account_ends_its_links(alice, tides):

@@ -5,6 +5,7 @@ from django.test import Client
 
 from conversations.models import Attachment, Conversation, Message
 from conversations.services import conversation_create
+from roles.models import Role
 from sharing.models import SharedLink
 from sharing.services import share_publish
 
@@ -132,6 +133,18 @@ def test_the_continue_limit_is_each_users_own(settings, bob_client, alice_client
 
     assert alice_client.post(f"/s/{link.token}/continue/").status_code == 302
     assert bob_client.post(f"/s/{link.token}/continue/").status_code == 429
+
+
+def test_a_copy_that_fails_does_not_use_up_the_hours_allowance(settings, bob_client, bob, link):
+    settings.SHARE_CONTINUE_PER_HOUR = 1
+    Role.objects.update(is_active=False)  # no role to give the copy
+    assert bob_client.post(f"/s/{link.token}/continue/").status_code == 400
+    Role.objects.update(is_active=True)
+
+    continued = bob_client.post(f"/s/{link.token}/continue/")
+
+    assert continued.status_code == 302
+    assert Conversation.objects.filter(owner=bob).count() == 1
 
 
 def test_with_redis_down_continuing_still_copies(settings, own_redis, bob, link):
