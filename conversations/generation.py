@@ -242,6 +242,7 @@ async def _finish(
     try:
         await in_write_thread(store.finish)(
             reply_id=job.reply_id,
+            conversation_id=job.conversation_id,
             content=reply.text,
             status=outcome.status,
             error=outcome.error,

@@ -4,6 +4,7 @@ The reply's job (conversations.generation) calls these through `STORE`; the reap
 finishes replies whose process died.
 """
 
+import uuid
 from contextlib import suppress
 
 from django.db import transaction
@@ -28,6 +29,7 @@ def reply_checkpoint(*, reply_id: int, content: str) -> None:
 def reply_finish(
     *,
     reply_id: int,
+    conversation_id: uuid.UUID,
     content: str,
     status: str,
     error: str,
@@ -51,7 +53,7 @@ def reply_finish(
             first_token_ms=first_token_ms,
             updated_at=updated,
         )
-        Conversation.objects.filter(messages__pk=reply_id).update(updated_at=updated)
+        Conversation.objects.filter(pk=conversation_id).update(updated_at=updated)
 
 
 STORE = generation.Store(checkpoint=reply_checkpoint, finish=reply_finish)
