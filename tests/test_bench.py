@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import procs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -47,3 +49,25 @@ def test_the_search_benchmark_finds_exactly_the_planted_messages(tmp_path: Path)
     assert any(name.startswith("GET /chat/search: the planted word") for name in report["figures"])
     assert "chat page" in report["figures"]
     assert "the list's next page, half way down" in report["figures"]
+
+
+def test_a_process_trees_cpu_is_read_finer_than_clock_ticks() -> None:
+    # 30 ms of work, then the child waits to be read: stat's 10 ms clock ticks would
+    # count it in whole hundredths of a second.
+    burn = (
+        "import sys, time\n"
+        "end = time.process_time() + 0.03\n"
+        "while time.process_time() < end: pass\n"
+        "print(flush=True)\n"
+        "sys.stdin.read()"
+    )
+    child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # the work is done
+        [spent] = procs.ProcessTree(child.pid).cpu_by_process_since(procs.TreeSample())
+    finally:
+        child.communicate(b"")
+
+    assert spent >= 0.03
+    assert round(spent * 100) != spent * 100
