@@ -24,9 +24,13 @@ def search_terms(query: str) -> list[str]:
     return terms
 
 
-def owned_messages(owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Message]:
+def searchable_messages() -> QuerySet[Message]:
     # Superseded versions are neither shown nor found; a reply's empty start holds nothing.
-    return Message.objects.filter(conversation__owner_id=owner.pk, superseded=False).exclude(content="")
+    return Message.objects.filter(superseded=False).exclude(content="")
+
+
+def owned_messages(owner: AbstractBaseUser | AnonymousUser) -> QuerySet[Message]:
+    return searchable_messages().filter(conversation__owner_id=owner.pk)
 
 
 def like_pattern(term: str) -> str:

@@ -36,7 +36,7 @@ from django.db.models import (
 )
 
 from conversations.models import Conversation, Message
-from conversations.search_base import like_pattern, owned_messages
+from conversations.search_base import like_pattern, owned_messages, searchable_messages
 
 TRIGRAM_MIN_CHARS = 3
 WALK_CONVERSATIONS = 400
@@ -102,8 +102,7 @@ def _walk[T](
 
 
 def _messages_holding(terms: list[str]) -> QuerySet[Message]:
-    # Superseded versions are neither shown nor found (conversations.search_base).
-    return Message.objects.filter(superseded=False).exclude(content="").filter(holding("content", terms))
+    return searchable_messages().filter(holding("content", terms))
 
 
 def conversation_ids_matching(
