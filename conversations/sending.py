@@ -17,7 +17,6 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from redis.exceptions import RedisError
@@ -161,25 +160,31 @@ def attachments_unsent(*, owner: User, ids: Sequence[int]) -> list[Attachment]:
 
 def _conversation_touch(*, conversation: Conversation, content: str, redo: Redo | None) -> bool:
     """Mark the conversation written in now, name a new one by its first words, and bring
-    it back from the archive; whether it came back. Raises Conversation.DoesNotExist
-    when it was deleted since it was read."""
+    it back from the archive; whether it came back. `conversation` was read before the
+    write began: what another tab or process changed since is kept (a title given), or
+    read again (before a redo, which decides from its summary). Raises
+    Conversation.DoesNotExist when it was deleted since."""
+    row = Conversation.objects.filter(pk=conversation.pk)
     values: dict[str, Any] = {"updated_at": timezone.now()}
-    if not conversation.title and redo is None:
-        # The first words for now; the model may write a better one (conversations.titles).
-        # Only where the row has no title yet: one given since it was read is kept.
-        title = title_from(content) or _("Image")
-        untitled = Q(title="")
-        values["title"] = Case(When(untitled, then=Value(title)), default=F("title"))
-        values["title_auto"] = Case(When(untitled, then=Value(True)), default=F("title_auto"))
-        conversation.title, conversation.title_auto = title, True
     # A new message in an archived conversation brings it back to the list, as in ChatGPT
     # (the sent frame lists it again; a regenerate or an edit re-renders the messages only).
     restored = redo is None and conversation.archived_at is not None
-    if restored:
+    if redo is None:
         values["archived_at"] = conversation.archived_at = None
-    # Only these fields: a title the model wrote meanwhile (another process) is not undone.
-    if not Conversation.objects.filter(pk=conversation.pk).update(**values):
+    # The first words for now; the model may write a better one (conversations.titles).
+    # Only where the row has no title yet; only these fields, so nothing written since
+    # (a title the model wrote, in another process) is undone.
+    if redo is None and not conversation.title:
+        title = title_from(content) or _("Image")
+        if row.filter(title="").update(title=title, title_auto=True, **values):
+            conversation.title, conversation.title_auto = title, True
+            conversation.updated_at = values["updated_at"]
+            return restored
+    if not row.update(**values):
         raise Conversation.DoesNotExist
+    if redo is not None or not conversation.title:
+        # The row is this transaction's now: what it reads stays so until it ends.
+        conversation.refresh_from_db()
     conversation.updated_at = values["updated_at"]
     return restored
 
