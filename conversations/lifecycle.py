@@ -113,13 +113,22 @@ def _send_small_writes_at_once() -> None:
     HTTPFactory._chatsite_no_delay = True
 
 
+def _failure_logged(what: str) -> Callable[[Any], None]:
+    """An errback that logs the failure of the shutdown step `what`, with its traceback.
+    Each step is followed by one: the next step runs whatever the outcome, and swallows it."""
+
+    def log(failure: Any) -> None:
+        logger.error("%s on shutdown failed:\n%s", what, failure.getTraceback())
+
+    return log
+
+
 def _then(steps: "defer.Deferred[Any]", what: str, step: Callable[[], Awaitable[None]]) -> None:
-    """Run `step` after the steps before it, whatever their outcome, and log its own
-    failure: the next step would swallow it."""
+    """Run `step` after the steps before it, whatever their outcome, and log its failure."""
     from twisted.internet import defer
 
     steps.addBoth(lambda _result: defer.Deferred.fromFuture(asyncio.ensure_future(step())))
-    steps.addErrback(lambda failure: logger.error("%s on shutdown failed: %s", what, failure))
+    steps.addErrback(_failure_logged(what))
 
 
 def _save_replies_before_connections_close() -> None:
@@ -139,8 +148,9 @@ def _save_replies_before_connections_close() -> None:
             _reaper.cancel()
         drained = generation.shutdown(drain=settings.CHATSITE_DRAIN_SECONDS)
         saved = defer.Deferred.fromFuture(asyncio.ensure_future(drained))
-        saved.addErrback(lambda failure: logger.error("Saving replies on shutdown failed: %s", failure))
+        saved.addErrback(_failure_logged("Saving replies"))
         saved.addBoth(lambda _result: kill_all_applications(self))
+        saved.addErrback(_failure_logged("Cancelling the requests and sockets"))
         # Once nothing can write to them any more: a frame sent after the close would fail.
         _then(saved, "Telling sockets to reconnect", lambda: _sockets_told_to_reconnect(self))
         # Their aiohttp sessions, which say so in the log when they are collected open.

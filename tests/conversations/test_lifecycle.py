@@ -56,4 +56,4 @@ async def test_a_shutdown_step_that_fails_is_logged_and_the_next_still_runs(capl
 
     assert ran == ["closed"]
     assert "Telling sockets to reconnect on shutdown failed" in caplog.text
-    assert "the sockets could not be told" in caplog.text
+    assert "RuntimeError: the sockets could not be told" in caplog.text  # with its traceback
