@@ -39,8 +39,8 @@ class Meters:
     def cpu(self) -> tuple[procs.TreeSample, float, float, float]:
         return (
             self.server.sample(),
-            sum(procs.thread_cpu_seconds(self.model_pid).values()),
-            sum(procs.thread_cpu_seconds(self.redis_pid).values()),
+            procs.cpu_seconds(self.model_pid) or 0.0,
+            procs.cpu_seconds(self.redis_pid) or 0.0,
             procs.self_cpu_seconds(),
         )
 

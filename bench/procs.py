@@ -6,10 +6,12 @@ figure is summed over the launcher and all its descendants, found by walking /pr
 
 import os
 import resource
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The clock id of a process's CPU time is made of its pid (Linux's MAKE_PROCESS_CPUCLOCK).
+_CPUCLOCK_SCHED = 2
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
@@ -33,28 +35,13 @@ def _stat_fields(pid: int) -> list[str] | None:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    fields = _stat_fields(pid)
-    if fields is None:
-        return None
-    # utime and stime are fields 14 and 15 of stat; fields[0] here is field 3 (state).
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def thread_cpu_seconds(pid: int) -> dict[int, float]:
-    """CPU-seconds of each of the process's live threads, to the nanosecond (schedstat's
-    time on a CPU). stat counts in clock ticks of 10 ms, and a reply of 200 tokens costs a
-    few of them: one stream's figure per 1,000 tokens was off by up to half."""
-    used: dict[int, float] = {}
+    """The process's CPU-seconds, all its threads' (those ended too), to the nanosecond:
+    its CPU-time clock. stat counts in clock ticks of 10 ms, and one reply of 200 tokens
+    costs a few of them: its figure per 1,000 tokens was off by up to half."""
     try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return used
-    for task in tasks:
-        try:
-            used[int(task.name)] = int((task / "schedstat").read_text().split()[0]) / 1e9
-        except (OSError, ValueError, IndexError):
-            continue  # the thread ended between listing and reading
-    return used
+        return time.clock_gettime(((~pid) << 3) | _CPUCLOCK_SCHED)
+    except OSError:  # the process ended
+        return None
 
 
 def rss_kib(pid: int) -> int:
@@ -116,9 +103,9 @@ def open_files_limit(pid: int) -> int | None:
 
 @dataclass
 class TreeSample:
-    """CPU-seconds per (pid, thread id) of a process tree at one moment."""
+    """CPU-seconds per pid of a process tree at one moment."""
 
-    cpu: dict[tuple[int, int], float] = field(default_factory=dict)
+    cpu: dict[int, float] = field(default_factory=dict)
 
 
 class ProcessTree:
@@ -126,9 +113,8 @@ class ProcessTree:
 
     def __init__(self, root: int) -> None:
         self.root = root
-        # A worker or a thread that exits mid-phase keeps the CPU it was last seen with (a
-        # thread both started and ended within a phase is missed: the workers' are kept).
-        self._last_seen: dict[tuple[int, int], float] = {}
+        # A worker that exits mid-phase keeps the CPU it was last seen with.
+        self._last_seen: dict[int, float] = {}
 
     def pids(self) -> list[int]:
         return descendants(self.root)
@@ -136,8 +122,10 @@ class ProcessTree:
     def sample(self) -> TreeSample:
         sample = TreeSample()
         for pid in self.pids():
-            for tid, used in thread_cpu_seconds(pid).items():
-                sample.cpu[pid, tid] = self._last_seen[pid, tid] = used
+            used = cpu_seconds(pid)
+            if used is not None:
+                sample.cpu[pid] = used
+                self._last_seen[pid] = used
         return sample
 
     def cpu_since(self, before: TreeSample) -> float:
@@ -146,12 +134,12 @@ class ProcessTree:
     def cpu_by_process_since(self, before: TreeSample) -> list[float]:
         """Each process's CPU-seconds since `before`, most first: how evenly the workers shared it."""
         after = self.sample()
-        by_process: dict[int, float] = {}
-        for key in set(before.cpu) | set(after.cpu):
-            # A thread born in the phase started at 0.
-            spent = after.cpu.get(key, self._last_seen.get(key, 0.0)) - before.cpu.get(key, 0.0)
-            by_process[key[0]] = by_process.get(key[0], 0.0) + spent
-        return sorted(by_process.values(), reverse=True)
+        used = [
+            # A pid born in the phase started at 0.
+            after.cpu.get(pid, self._last_seen.get(pid, 0.0)) - before.cpu.get(pid, 0.0)
+            for pid in set(before.cpu) | set(after.cpu)
+        ]
+        return sorted(used, reverse=True)
 
     def rss_kib(self) -> int:
         return sum(rss_kib(pid) for pid in self.pids())
