@@ -3,12 +3,12 @@
 import io
 import json
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
+from django_redis import get_redis_connection
 
 from conversations import imports
 from conversations.copies import conversation_from_turns
@@ -173,28 +173,25 @@ def test_a_second_import_while_one_runs_is_refused_and_the_first_goes_on(alice, 
     assert Conversation.objects.filter(owner=alice).count() == 1
 
 
-def test_a_long_import_keeps_others_out_past_its_locks_first_expiry(alice, builtin_roles, monkeypatch):
-    monkeypatch.setattr(imports, "LOCK_SECONDS", 1)
+def test_a_long_import_renews_its_lock_after_each_batch(alice, builtin_roles, monkeypatch):
     monkeypatch.setattr(imports, "BATCH", 1)
-    refusals: list[str] = []
+    lock = get_redis_connection("default")
+    key = f"chatsite:import:{alice.pk}"
+    left_ms: list[int] = []
 
-    def slow_write(**kwargs):
-        if kwargs["import_key"] == "chatgpt:c0ffee-3":  # 1.4 s in: past a lock not renewed
-            try:
-                conversations_import(owner=alice, data=chatgpt_file())
-            except ImportRefused as refused:
-                refusals.append(refused.message)
+    def write(**kwargs):
+        if kwargs["import_key"] == "chatgpt:c0ffee-1":
+            assert lock.pexpire(key, 2000)  # nearly run out during the first batch
         else:
-            time.sleep(0.7)
+            left_ms.append(lock.pttl(key))  # after the first batch was saved
         return conversation_from_turns(**kwargs)
 
-    monkeypatch.setattr(imports, "conversation_from_turns", slow_write)
-    data = chatgpt_file(
-        chatgpt_conversation(), chatgpt_conversation("c0ffee-2"), chatgpt_conversation("c0ffee-3")
-    )
+    monkeypatch.setattr(imports, "conversation_from_turns", write)
+    data = chatgpt_file(chatgpt_conversation(), chatgpt_conversation("c0ffee-2"))
 
-    assert conversations_import(owner=alice, data=data).created == 3
-    assert refusals == ["Another import is running. Try again when it has finished."]
+    assert conversations_import(owner=alice, data=data).created == 2
+    assert left_ms and left_ms[0] > 2000  # held for LOCK_SECONDS again
+    assert lock.exists(key) == 0  # and given up at the end
 
 
 def test_an_import_that_failed_does_not_hold_back_the_next(alice, builtin_roles, monkeypatch):
