@@ -6,6 +6,7 @@ asyncio.run, a test) gets its own.
 """
 
 import asyncio
+import logging
 import weakref
 from collections.abc import AsyncGenerator
 from contextlib import suppress
@@ -15,6 +16,8 @@ import httpx2
 import openai
 
 from providers.selectors import Endpoint
+
+logger = logging.getLogger(__name__)
 
 
 class _AioHttpClient(openai.DefaultAioHttpClient):
@@ -45,7 +48,10 @@ class _LoopClients:
         self.current.clear()
         self.retired.clear()
         for client in closing:
-            await client.close()
+            try:
+                await client.close()
+            except Exception:  # the others are closed all the same
+                logger.exception("Closing a model client failed")
 
 
 _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[_LoopClients, AsyncGenerator[None]]]"

@@ -59,3 +59,20 @@ def test_a_client_replaced_by_new_settings_is_closed_with_its_loop(fake_openai):
         return old
 
     assert asyncio.run(replaced()).is_closed()
+
+
+def test_a_client_that_fails_to_close_leaves_none_of_the_others_open(fake_openai, caplog):
+    async def two_clients_one_failing() -> openai.AsyncOpenAI:
+        provider = llm.provider_get()
+        assert provider is not None
+        other = client_for(dataclasses.replace(provider, api_key="an-old-key"))
+        failing = client_for(provider)  # closed first: the one in use
+
+        async def close() -> None:
+            raise OSError("the connection was already gone")
+
+        failing.close = close  # type: ignore[method-assign]
+        return other
+
+    assert asyncio.run(two_clients_one_failing()).is_closed()
+    assert "Closing a model client failed" in caplog.text
