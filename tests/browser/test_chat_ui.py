@@ -430,7 +430,10 @@ def test_a_reply_can_be_rated_and_commented_and_it_stays_after_a_reload(
     expect(reply.locator(".rate-down")).to_have_attribute("aria-pressed", "true")
     reply.locator(".feedback-comment summary").click()
     reply.locator(".feedback-comment textarea").fill("Too short.")
-    reply.locator(".feedback-comment button").click()
+    # The reload must not cut the save short: the saved form comes back from the server.
+    with page.expect_response(lambda response: response.request.method == "POST") as saved:
+        reply.locator(".feedback-comment button").click()
+    assert saved.value.ok
     expect(reply.locator(".feedback-comment textarea")).to_have_value("Too short.")
     page.reload()
 
