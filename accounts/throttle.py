@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from conversations.limits import LimitExceeded, window_count
+from conversations.limits import LimitExceeded, window_count, window_give_back
 
 
 def _signin_keys(*, ip: str, username: str) -> list[str]:
@@ -46,8 +46,5 @@ def signin_succeeded(*, ip: str, username: str) -> None:
     starts again. Counted first and given back after, so parallel guesses still count."""
     ip_key, account_key = _signin_keys(ip=ip, username=username)
     with suppress(RedisError):
-        connection = get_redis_connection("default")
-        with connection.pipeline(transaction=True) as pipe:
-            pipe.decr(ip_key)
-            pipe.delete(account_key)
-            pipe.execute()
+        window_give_back(key=ip_key)
+        get_redis_connection("default").delete(account_key)

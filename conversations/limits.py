@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django_redis import get_redis_connection
+from redis.commands.core import Script as SyncScript
 
 from conversations import replylog
 from conversations.models import UserLimit
@@ -186,19 +187,34 @@ return 0
 """
 
 
+# Sent by their SHA (EVALSHA), as the reply engine's scripts are (replylog.script); redis-py
+# loads a script again by itself when Redis answers NOSCRIPT (after a restart).
+_sync_scripts: dict[str, SyncScript] = {}
+
+
+def _sync_script(source: str) -> SyncScript:
+    existing = _sync_scripts.get(source)
+    if existing is None:
+        existing = _sync_scripts[source] = get_redis_connection("default").register_script(source)
+    return existing
+
+
 def window_count(*, keys: Sequence[str], limits: Sequence[int], window_seconds: int) -> int:
     """Count a hit in each key's fixed window of `window_seconds`, in order, up to the
     first key past its limit (the same place in `limits`; 0: no limit). The seconds until
     that key's window ends, or 0 when every key is within its limit.
 
     Raises RedisError with Redis unreachable: each caller says what an outage allows."""
-    return int(get_redis_connection("default").eval(_WINDOW_COUNT, len(keys), *keys, window_seconds, *limits))
+    wait = _sync_script(_WINDOW_COUNT)(
+        keys=list(keys), args=[window_seconds, *limits], client=get_redis_connection("default")
+    )
+    return int(cast(Any, wait))
 
 
 def window_give_back(*, key: str) -> None:
     """Take back one hit window_count counted on `key` (a request that turned out not to
     count), unless its window has ended meanwhile. Raises RedisError with Redis unreachable."""
-    get_redis_connection("default").eval(_WINDOW_GIVE_BACK, 1, key)
+    _sync_script(_WINDOW_GIVE_BACK)(keys=[key], client=get_redis_connection("default"))
 
 
 def tokens_used_today(*, user_id: int) -> int:

@@ -170,22 +170,23 @@ def _conversation_touch(*, conversation: Conversation, content: str, redo: Redo 
     # (the sent frame lists it again; a regenerate or an edit re-renders the messages only).
     restored = redo is None and conversation.archived_at is not None
     if redo is None:
-        values["archived_at"] = conversation.archived_at = None
+        values["archived_at"] = None
     # The first words for now; the model may write a better one (conversations.titles).
     # Only where the row has no title yet; only these fields, so nothing written since
     # (a title the model wrote, in another process) is undone.
+    titled = ""
     if redo is None and not conversation.title:
         title = title_from(content) or _("Image")
-        if row.filter(title="").update(title=title, title_auto=True, **values):
-            conversation.title, conversation.title_auto = title, True
-            conversation.updated_at = values["updated_at"]
-            return restored
-    if not row.update(**values):
+        titled = title if row.filter(title="").update(title=title, title_auto=True, **values) else ""
+    if not titled and not row.update(**values):
         raise Conversation.DoesNotExist
-    if redo is not None or not conversation.title:
+    if titled:
+        conversation.title, conversation.title_auto = titled, True
+    elif redo is not None or not conversation.title:
         # The row is this transaction's now: what it reads stays so until it ends.
         conversation.refresh_from_db()
-    conversation.updated_at = values["updated_at"]
+    for field, value in values.items():
+        setattr(conversation, field, value)
     return restored
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 from django.test import Client
+from django_redis import get_redis_connection
 
 from accounts import throttle
 from conversations import limits
@@ -60,3 +61,13 @@ def test_successful_sign_ins_do_not_count_against_the_ip(alice, settings):
     for name in ["x", "y", "z"]:  # failures still count
         Client().post("/accounts/login/", {"username": name, "password": "wrong"})
     assert Client().post("/accounts/login/", {"username": "alice", "password": PASSWORD}).status_code == 429
+
+
+def test_a_sign_in_that_outlasts_its_ips_window_leaves_no_count_behind(alice):
+    throttle.signin_attempt(ip="203.0.113.9", username="alice")
+    get_redis_connection("default").delete("chatsite:signin:ip:203.0.113.9")  # the window ended
+
+    throttle.signin_succeeded(ip="203.0.113.9", username="alice")
+
+    # A -1 there would never expire: one failure more allowed in every window to come.
+    assert get_redis_connection("default").exists("chatsite:signin:ip:203.0.113.9") == 0

@@ -181,6 +181,25 @@ def test_a_hit_given_back_after_its_window_ended_leaves_no_count_behind():
     assert get_redis_connection("default").exists(key) == 0
 
 
+def test_a_window_is_counted_by_its_scripts_sha_not_its_text():
+    redis = get_redis_connection("default")
+    limits.window_count(keys=["chatsite:test:sha"], limits=[5], window_seconds=60)  # loads both
+    limits.window_give_back(key="chatsite:test:sha")
+    before = redis.info("commandstats")
+
+    limits.window_count(keys=["chatsite:test:sha"], limits=[5], window_seconds=60)
+    limits.window_give_back(key="chatsite:test:sha")
+
+    after = redis.info("commandstats")
+    calls = {
+        name: after.get(f"cmdstat_{name}", {}).get("calls", 0)
+        - before.get(f"cmdstat_{name}", {}).get("calls", 0)
+        for name in ("eval", "evalsha")
+    }
+    assert calls == {"eval": 0, "evalsha": 2}
+    assert redis.get("chatsite:test:sha") == b"0"
+
+
 # --- The sign-in window (the throttle itself: accounts/throttle.py) -------------------
 
 
