@@ -58,8 +58,12 @@ def test_a_photo_attached_by_the_button_and_one_pasted_reach_a_vision_model(
     assert all(url.startswith("data:image/png;base64,") for url in image_urls(second_fake))
     assert len(image_urls(second_fake)) == 2
     expect(page.locator("#attachments .attachment-chip")).to_have_count(0)  # the composer is empty again
-    # Served to their owner. The two uploads race, so either may be first.
-    widths = sent.evaluate_all("imgs => imgs.map((img) => img.complete && img.naturalWidth)")
+    # Served to their owner. The two uploads race, so either may be first. Each is read once
+    # it has loaded or failed to (a failed one has no width), not while it may be loading.
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.msg-user .msg-image')].every((img) => img.complete)"
+    )
+    widths = sent.evaluate_all("imgs => imgs.map((img) => img.naturalWidth)")
     assert sorted(widths) == [30, 64]
     screenshot(page, "desktop-images-sent")
 
