@@ -111,8 +111,11 @@ class TreeSample:
 class ProcessTree:
     """A process and its descendants, sampled before and after a phase."""
 
-    def __init__(self, root: int) -> None:
+    def __init__(self, root: int, *, cpu_also: int | None = None) -> None:
+        """`cpu_also`: another tree whose CPU counts as this one's (its memory does not):
+        a PostgreSQL server's, doing what SQLite does inside the app's processes."""
         self.root = root
+        self.cpu_also = cpu_also
         # A worker that exits mid-phase keeps the CPU it was last seen with.
         self._last_seen: dict[int, float] = {}
 
@@ -121,7 +124,7 @@ class ProcessTree:
 
     def sample(self) -> TreeSample:
         sample = TreeSample()
-        for pid in self.pids():
+        for pid in self.pids() + (descendants(self.cpu_also) if self.cpu_also else []):
             used = cpu_seconds(pid)
             if used is not None:
                 sample.cpu[pid] = used

@@ -76,8 +76,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     search.add_argument("--conversations", type=int, default=10000, help="search: the reader's conversations")
     search.add_argument("--messages", type=int, default=20, help="search: messages per conversation")
     search.add_argument("--loads", type=int, default=20, help="search: requests per query")
-    search.add_argument(
-        "--postgres", action="store_true", help="search: on a throwaway PostgreSQL, not SQLite"
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="on a throwaway PostgreSQL, not SQLite (its CPU counted as the server's)",
     )
     args = parser.parse_args(argv)
     if args.soak and args.json == parser.get_default("json"):
@@ -132,7 +134,8 @@ async def _run_phases(
                 row = await (phases.sse if transport == "sse" else phases.ws)(bench, n)
             rows.append(row)
             errors = ", ".join(f"{c} {k}" for k, c in row["errors"].items()) or "no errors"
-            split = " / ".join(f"{cpu:.1f}" for cpu in row.get("server_cpu_s_by_process", []))
+            # PostgreSQL's idle connections, each a process, left out.
+            split = " / ".join(f"{cpu:.1f}" for cpu in row.get("server_cpu_s_by_process", []) if cpu >= 0.05)
             _progress(
                 f"  N={n} {transport}: {row['exact']}/{n} exact, {errors} ({time.monotonic() - began:.0f} s)"
                 + (f"; server CPU s by process: {split}" if split else "")
@@ -157,6 +160,7 @@ def _environment(args: argparse.Namespace, app: App, redis_pid: int, fd_limit: t
         "server_open_files_limit": min((procs.open_files_limit(pid) or 0) for pid in tree),
         "bench_open_files_limit": fd_limit[0],
         "workers_requested": args.workers,
+        "database": "postgresql" if args.postgres else "sqlite",
         "redis_pid": redis_pid,
     }
 
@@ -205,6 +209,13 @@ def run(args: argparse.Namespace) -> int:
             port=free_port(),
             workers=args.workers,
         )
+        postgres = None
+        if args.postgres:
+            from chatsite.embedded_postgres import PostgresServer
+
+            postgres = PostgresServer().start()
+            stack.callback(postgres.stop)
+            env["DATABASE_URL"] = postgres.url
         os.environ.update(env)  # the bench's own Django (preparing the data) uses the same settings
         _progress(f"Preparing {max(max(args.n), warmup)} users and their conversations ...")
         accounts = prepare_database(users=max(max(args.n), warmup), phases=phase_keys)
@@ -217,7 +228,10 @@ def run(args: argparse.Namespace) -> int:
             assert app.process is not None
             _progress(f"  serving on 127.0.0.1:{app.port}")
             meters = phases.Meters(
-                procs.ProcessTree(app.process.pid), model.process.pid, redis.process.pid, app.log
+                procs.ProcessTree(app.process.pid, cpu_also=postgres.postmaster_pid() if postgres else None),
+                model.process.pid,
+                redis.process.pid,
+                app.log,
             )
             bench = phases.Bench(
                 port=app.port,
@@ -257,11 +271,13 @@ def _print_report(
     pages: dict[str, Any] | None,
 ) -> None:
     processes = environment["server_processes"]
+    database = "PostgreSQL (its CPU counted in the server's)" if args.postgres else "SQLite"
     print(f"\n## Chatsite under load ({environment['machine']})\n")
     print(
         f"{args.tokens} tokens per reply at {args.rate:g} tokens/s, "
         f"first token after {args.first_token:g} s; "
         f"CHATSITE_WORKERS={args.workers}, {len(processes)} server process(es), "
+        f"{database}, "
         f"open-files limit {environment['server_open_files_limit']}; idle, the app uses "
         f"{environment['server_idle_cpu_cores']:.3f} of a core. First token over the streams "
         "that received one; delivered = tokens of exact, whole replies / wall time.\n"

@@ -79,6 +79,10 @@ class PostgresServer:
         self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE)
         return self
 
+    def postmaster_pid(self) -> int:
+        """The server's first process (every connection's is its child)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def stop(self) -> None:
         with suppress(subprocess.CalledProcessError):  # not running
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")

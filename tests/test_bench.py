@@ -77,3 +77,30 @@ def test_a_process_trees_cpu_is_read_finer_than_clock_ticks() -> None:
     assert spent >= 0.03  # the ended thread's work is counted
     ticks = spent * os.sysconf("SC_CLK_TCK")
     assert abs(ticks - round(ticks)) > 1e-6
+
+
+def test_a_database_servers_cpu_counts_as_the_apps_but_not_its_memory() -> None:
+    burn = (
+        "import sys, time\n"
+        "end = time.process_time() + 0.03\n"
+        "while time.process_time() < end: pass\n"
+        "print(flush=True)\n"
+        "sys.stdin.read()"
+    )
+    app, database = (
+        subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        for code in ("import sys; print(flush=True); sys.stdin.read()", burn)
+    )
+    try:
+        for child in (app, database):
+            assert child.stdout is not None
+            child.stdout.readline()  # started; the database's work is done
+        tree = procs.ProcessTree(app.pid, cpu_also=database.pid)
+        spent = tree.cpu_by_process_since(procs.TreeSample())
+        pids = tree.pids()
+    finally:
+        for child in (app, database):
+            child.communicate(b"")
+
+    assert len(spent) == 2 and max(spent) >= 0.03
+    assert pids == [app.pid]
