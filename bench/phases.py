@@ -196,6 +196,7 @@ async def idle_sockets(bench: Bench, count: int, conversations: list[str]) -> Ro
         after = bench.meters.server.rss_kib()
     finally:
         await ws_client.close_all(sockets)
+    await _quiet(bench.meters.server)  # the server's goodbyes are not the next phase's work
     opened = sum(1 for s in sockets if not isinstance(s, str))
     failures = Counter(s for s in sockets if isinstance(s, str))
     return {
