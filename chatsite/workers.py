@@ -133,7 +133,7 @@ class WorkerPool:
             "daphne",
             *self.bindings[index],
             *self.daphne_args,
-            "chatsite.asgi:application",
+            "chatsite.serving:application",
         ]
         process = subprocess.Popen(command, cwd=BASE_DIR, pass_fds=inherited, preexec_fn=_die_with_parent)
         return process, time.monotonic()

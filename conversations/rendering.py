@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 
 import nh3
-from django.core.cache import cache
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from pygments import highlight
@@ -19,6 +18,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from chatsite.caches import shared_cache
 from conversations.reasoning import Splitter, reasoning_split
 
 # Bump when the rendering or the allow-list changes, so cached HTML is redone.
@@ -121,10 +121,10 @@ def render_markdown(text: str, *, tail_id: str | None = None) -> Markup:
         return done + Markup('<div id="%s" class="stream-tail">%s</div>') % (tail_id, tail)
     digest = hashlib.sha256(text.encode()).hexdigest()
     key = f"md:{RENDER_VERSION}:{digest}"
-    html: str | None = cache.get(key)
+    html: str | None = shared_cache().get(key)
     if html is None:
         html = _render(text)
-        cache.set(key, html, RENDER_CACHE_SECONDS)
+        shared_cache().set(key, html, RENDER_CACHE_SECONDS)
     return Markup(html)
 
 

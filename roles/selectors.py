@@ -4,9 +4,9 @@ services.role_cache_clear() drops it."""
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import translation
 
+from chatsite.caches import shared_cache
 from roles.models import Role, language_suffix
 
 ACTIVE_ROLES_CACHE_SECONDS = 3600
@@ -43,7 +43,7 @@ def role_list_active(*, language: str | None = None) -> list[RoleSummary]:
     """The roles users may pick, named in `language` (default: the active one, the page's)."""
     language = language or translation.get_language()
     key = active_roles_cache_key(language)
-    cached: list[RoleSummary] | None = cache.get(key)
+    cached: list[RoleSummary] | None = shared_cache().get(key)
     if cached is not None:
         return cached
     roles = [
@@ -56,7 +56,7 @@ def role_list_active(*, language: str | None = None) -> list[RoleSummary]:
             "slug", "name", "name_zh_hans", "description", "description_zh_hans"
         )
     ]
-    cache.set(key, roles, ACTIVE_ROLES_CACHE_SECONDS)
+    shared_cache().set(key, roles, ACTIVE_ROLES_CACHE_SECONDS)
     return roles
 
 

@@ -6,17 +6,17 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
-from django.core.cache import cache
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 
+from chatsite.caches import shared_cache
 from roles.builtin import BUILTIN_ROLES
 from roles.models import Role
 from roles.selectors import ROLE_EXPORT_FIELDS, active_roles_cache_keys
 
 
 def role_cache_clear() -> None:
-    cache.delete_many(active_roles_cache_keys())
+    shared_cache().delete_many(active_roles_cache_keys())
 
 
 @dataclass(frozen=True)

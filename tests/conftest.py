@@ -309,7 +309,7 @@ def server_database_env() -> dict[str, str]:
 
 @pytest.fixture
 def app_servers(transactional_db, fake_openai: FakeOpenAI, builtin_roles) -> Iterator[Callable[..., LiveApp]]:
-    """Start daphne processes serving chatsite.asgi on the test database, Redis and provider."""
+    """Start daphne processes serving chatsite.serving on the test database, Redis and provider."""
     started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
 
     def start(**extra_env: str) -> LiveApp:
@@ -336,7 +336,7 @@ def app_servers(transactional_db, fake_openai: FakeOpenAI, builtin_roles) -> Ite
             "127.0.0.1",
             "-p",
             str(port),
-            "chatsite.asgi:application",
+            "chatsite.serving:application",
         ]
         process = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
         started.append((process, log))
@@ -352,5 +352,5 @@ def app_servers(transactional_db, fake_openai: FakeOpenAI, builtin_roles) -> Ite
 
 @pytest.fixture
 def live_app(app_servers: Callable[..., LiveApp]) -> LiveApp:
-    """Daphne serving chatsite.asgi in its own process, on the test database and Redis."""
+    """Daphne serving chatsite.serving in its own process, on the test database and Redis."""
     return app_servers()
